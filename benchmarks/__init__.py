@@ -1,0 +1,1 @@
+"""Translation throughput and server overhead: ``python -m benchmarks``."""

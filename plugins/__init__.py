@@ -1,0 +1,1 @@
+"""Built-in backends, each a plugin registered exactly like a third party's."""

@@ -1,0 +1,145 @@
+"""The ``echo`` backend: offline and deterministic, the embedded default.
+
+It answers with the last user text and a line saying what else it received
+(``Received: 2 images, 1 file.``), counts usage with the honest estimate of
+:mod:`translator.tokens`, and streams word by word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+import msgspec
+
+from translator import hookimpl
+from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
+from translator.compat import Matrix, Treatment, supported
+from translator.compat.matrix import REQUEST_FIELDS
+from translator.model import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ResponseMessage,
+    TextPart,
+    Usage,
+    UserMessage,
+    tag_of,
+)
+from translator.openai import encode_request, new_completion_id, now
+from translator.streaming import chunks_from_response
+from translator.tokens import estimate_tokens
+
+__all__ = ["MATRIX", "EchoBackend", "EchoFactory"]
+
+_KINDS = {
+    "image_url": ("image", "images"),
+    "input_audio": ("audio clip", "audio clips"),
+    "audio_url": ("audio clip", "audio clips"),
+    "video_url": ("video", "videos"),
+    "file": ("file", "files"),
+    "input_file": ("file", "files"),
+    "file_url": ("file", "files"),
+}
+
+_ROWS = [
+    *(supported(f, "echoed back") for f in REQUEST_FIELDS),
+    *(
+        supported(f"role.{r}", "counted in the prompt")
+        for r in ("system", "developer", "user", "assistant", "tool", "function")
+    ),
+    *(supported(f"content.{t}", "counted in the answer") for t in ("text", "refusal", *_KINDS)),
+]
+MATRIX = Matrix("echo", _ROWS, unknown=Treatment.IGNORED)
+
+_response_decoder = msgspec.json.Decoder(ChatResponse)
+
+
+class EchoBackend(Backend):
+    """Answers from the request itself; no network, no state."""
+
+    def __init__(self, name: str = "echo", *, delay: float = 0.0) -> None:
+        self.name = name
+        self.matrix = MATRIX if name == "echo" else _renamed(MATRIX, name)
+        self.delay = delay
+
+    def answer(self, request: ChatRequest) -> ChatResponse:
+        """The deterministic answer to ``request``."""
+        text, received = _last_user(request)
+        content = text
+        if received:
+            summary = ", ".join(
+                f"{n} {_KINDS[k][0] if n == 1 else _KINDS[k][1]}" for k, n in received.items()
+            )
+            content = f"{text}\nReceived: {summary}." if text else f"Received: {summary}."
+        prompt = sum(estimate_tokens(t) for t in _texts(request))
+        usage = Usage.of(prompt, estimate_tokens(content))
+        usage.estimated = True
+        message = ResponseMessage(content=content)
+        return ChatResponse(new_completion_id(), now(), request.model, [Choice(0, message)], usage)
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.answer(request)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        options = request.stream_options
+        include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
+        for chunk in chunks_from_response(self.answer(request), include_usage=include_usage):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield chunk
+
+    def encode_request(self, request: ChatRequest) -> bytes:
+        return encode_request(request)
+
+    def decode_response(self, body: bytes, *, model: str) -> ChatResponse:
+        return _response_decoder.decode(body)
+
+
+def _renamed(matrix: Matrix, name: str) -> Matrix:
+    return Matrix(name, matrix.rules, unknown=matrix.unknown, mode=matrix.mode)
+
+
+def _last_user(request: ChatRequest) -> tuple[str, Counter[str]]:
+    for message in reversed(request.messages):
+        if isinstance(message, UserMessage):
+            if isinstance(message.content, str):
+                return message.content, Counter()
+            texts = [p.text for p in message.content if isinstance(p, TextPart)]
+            kinds = Counter(tag_of(p) for p in message.content if not isinstance(p, TextPart))
+            return " ".join(texts), kinds
+    return "", Counter()
+
+
+def _texts(request: ChatRequest) -> list[str]:
+    found: list[str] = []
+    for message in request.messages:
+        content = getattr(message, "content", None)
+        if isinstance(content, str):
+            found.append(content)
+        elif isinstance(content, list):
+            found.extend(p.text for p in content if isinstance(p, TextPart))
+    return found
+
+
+class EchoFactory:
+    plugin_name = "echo"
+    description = "Offline and deterministic: answers with what it was sent."
+
+    def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
+        delay = float(settings.options.get("delay", 0.0))
+        backend = EchoBackend(name, delay=delay)
+        overrides = settings.matrix_overrides()
+        if overrides:
+            backend.matrix = backend.matrix.with_overrides(overrides)
+        backend.matrix = backend.matrix.with_mode(settings.mode)
+        return backend
+
+
+@hookimpl
+def register_backends(register: Callable[[BackendFactory], None]) -> None:
+    register(EchoFactory())

@@ -1,0 +1,1 @@
+"""Backend plugin (in progress)."""

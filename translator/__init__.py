@@ -1,0 +1,69 @@
+"""Translate the OpenAI Chat Completions API to any chat backend, and back.
+
+``import translator`` is cheap: it loads the canonical model and the codec,
+never a backend, a connection or a file. The aiohttp server and the plugin
+manager load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .backend import Backend, BackendContext, BackendFactory, BackendSettings
+from .compat import Matrix, Mode, Report, Rule, Treatment
+from .core import Completion, Stream, Translator
+from .errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    TranslatorError,
+    UnsupportedFieldError,
+    UpstreamError,
+)
+from .hookspecs import hookimpl
+from .model import ChatChunk, ChatRequest, ChatResponse, Usage
+from .openai import decode_request, encode_request, encode_response
+
+if TYPE_CHECKING:
+    from .plugins import get_plugin_manager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendContext",
+    "BackendFactory",
+    "BackendSettings",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "Completion",
+    "InvalidRequestError",
+    "Matrix",
+    "Mode",
+    "ModelNotFoundError",
+    "Report",
+    "Rule",
+    "Stream",
+    "Translator",
+    "TranslatorError",
+    "Treatment",
+    "UnsupportedFieldError",
+    "UpstreamError",
+    "Usage",
+    "decode_request",
+    "encode_request",
+    "encode_response",
+    "get_plugin_manager",
+    "hookimpl",
+]
+
+_LAZY = {"get_plugin_manager": ".plugins"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'translator' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module, __name__), name)

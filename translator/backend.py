@@ -1,0 +1,122 @@
+"""The backend seam: what a backend plugin implements, and what it is given.
+
+A backend is small: a name, its compatibility matrix, ``complete``, ``stream``
+and ``aclose``, plus the two pure halves of its translation
+(``encode_request``, ``decode_response``) that work without any I/O, for
+embedders and benchmarks.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import msgspec
+
+from .compat import Matrix, Mode, Rule, Treatment
+from .model import ChatChunk, ChatRequest, ChatResponse
+
+if TYPE_CHECKING:
+    from .http import HttpClient
+
+__all__ = ["Backend", "BackendContext", "BackendFactory", "BackendSettings", "FileSource"]
+
+
+class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One configured backend: a ``[backends.NAME]`` table of the config file."""
+
+    plugin: str
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    total_timeout: float = 600.0
+    retries: int = 2
+    mode: Mode = Mode.STRICT
+    matrix: dict[str, Treatment] = msgspec.field(default_factory=dict)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def matrix_overrides(self) -> list[Rule]:
+        """The config's ``matrix`` table as rules that replace the backend's own."""
+        return [Rule(field, t, "set in the configuration") for field, t in self.matrix.items()]
+
+
+class FileSource(Protocol):
+    """Files uploaded through the translator's own ``/v1/files``, as backends see them."""
+
+    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
+        """``(filename, content_type, data)`` of a known file, or None for an unknown id."""
+        ...
+
+
+class BackendContext:
+    """Shared services a backend may use: the pooled HTTP client, files, media fetching."""
+
+    def __init__(
+        self,
+        http: HttpClient | None = None,
+        files: FileSource | None = None,
+        fetcher: Any = None,
+    ) -> None:
+        self._http = http
+        self.files = files
+        self.fetcher = fetcher
+
+    @property
+    def http(self) -> HttpClient:
+        """The pooled HTTP client, created on first use."""
+        if self._http is None:
+            from .http import HttpClient
+
+            self._http = HttpClient()
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close what the context opened."""
+        if self._http is not None:
+            await self._http.aclose()
+
+
+class Backend(abc.ABC):
+    """A chat backend. Subclass it, or implement the same methods."""
+
+    name: str
+    matrix: Matrix
+    keeps_sessions: ClassVar[bool] = False
+    """True when the backend keeps conversation state itself (the translator then does not)."""
+
+    @abc.abstractmethod
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Answer ``request`` (already checked against the matrix) as a whole."""
+
+    @abc.abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Answer ``request`` as canonical chunks: one id and ``created`` for the stream."""
+
+    def encode_request(self, request: ChatRequest) -> bytes:
+        """The native request body for ``request``, without I/O.
+
+        Raises :class:`~translator.errors.NeedsIOError` when the request needs
+        I/O first (a remote image this backend wants inline).
+        """
+        raise NotImplementedError(f"{self.name} has no pure request translation")
+
+    def decode_response(self, body: bytes, *, model: str) -> ChatResponse:
+        """The canonical response for the backend's native reply ``body``."""
+        raise NotImplementedError(f"{self.name} has no pure response translation")
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the backend holds."""
+
+
+class BackendFactory(Protocol):
+    """What a plugin registers: a named way to build backends from settings."""
+
+    plugin_name: str
+    description: str
+
+    def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
+        """A backend called ``name``, configured by ``settings``."""
+        ...

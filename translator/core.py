@@ -1,0 +1,204 @@
+"""The :class:`Translator`: the entry point for embedders.
+
+It decodes an OpenAI request, lets plugins adjust it, applies the chosen
+backend's compatibility matrix, and drives the backend, completing or
+streaming (natively, or emulated where the matrix says so). The pure halves,
+:meth:`Translator.translate_request` and :meth:`Translator.translate_response`,
+do no I/O at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import msgspec
+import pluggy
+from msgspec import UNSET
+
+from .backend import Backend, BackendContext, BackendSettings
+from .compat import Mode, Report, Treatment
+from .errors import NotFoundError
+from .model import ChatChunk, ChatRequest, ChatResponse
+from .openai import decode_request, encode_response
+from .streaming import chunks_from_response
+
+__all__ = ["Completion", "Stream", "Translator"]
+
+
+class Completion(msgspec.Struct):
+    """A whole answer, and what the matrix did to the request."""
+
+    response: ChatResponse
+    report: Report
+
+
+class Stream:
+    """A streamed answer: iterate it for chunks; ``report`` says what the matrix did."""
+
+    def __init__(self, chunks: AsyncIterator[ChatChunk], report: Report, include_usage: bool):
+        self._chunks = chunks
+        self.report = report
+        self.include_usage = include_usage
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        return self._chunks
+
+    async def aclose(self) -> None:
+        """Stop the stream early, closing the backend's side of it."""
+        closer = getattr(self._chunks, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+class Translator:
+    """Backends by name, and the pipeline that drives them."""
+
+    def __init__(
+        self,
+        backends: Mapping[str, Backend] | None = None,
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        context: BackendContext | None = None,
+        sessions: Any = None,
+    ) -> None:
+        self.context = context or BackendContext()
+        self.plugin_manager = plugin_manager
+        self.sessions = sessions
+        self._backends: dict[str, Backend] = dict(backends or {})
+        if not self._backends:
+            from plugins.echo import EchoBackend
+
+            self._backends["echo"] = EchoBackend()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Mapping[str, BackendSettings],
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        context: BackendContext | None = None,
+        sessions: Any = None,
+    ) -> Translator:
+        """Build every configured backend through the plugin that provides it."""
+        from .plugins import backend_factories, get_plugin_manager
+
+        pm = plugin_manager or get_plugin_manager()
+        factories = backend_factories(pm)
+        context = context or BackendContext()
+        backends: dict[str, Backend] = {}
+        for name, backend_settings in settings.items():
+            factory = factories.get(backend_settings.plugin)
+            if factory is None:
+                known = ", ".join(sorted(factories))
+                plugin = backend_settings.plugin
+                raise ValueError(f"backend {name!r}: no plugin named {plugin!r} (known: {known})")
+            backends[name] = factory.create(name, backend_settings, context)
+        return cls(backends, plugin_manager=pm, context=context, sessions=sessions)
+
+    # -- backends -----------------------------------------------------------
+
+    @property
+    def backends(self) -> Mapping[str, Backend]:
+        return self._backends
+
+    def backend(self, name: str) -> Backend:
+        """The backend called ``name``."""
+        try:
+            return self._backends[name]
+        except KeyError:
+            raise NotFoundError(f"No backend named '{name}'.", code="backend_not_found") from None
+
+    def add_backend(self, name: str, backend: Backend) -> None:
+        self._backends[name] = backend
+
+    # -- the pipeline --------------------------------------------------------
+
+    def prepare(
+        self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
+    ) -> tuple[ChatRequest, Report, Backend]:
+        """Decode (if needed), adjust, and apply ``backend``'s matrix."""
+        target = self.backend(backend)
+        request = decode_request(body) if not isinstance(body, ChatRequest) else body
+        if self.plugin_manager is not None:
+            self.plugin_manager.hook.adjust_request(request=request, backend=backend)
+        report = target.matrix.apply(request, mode=mode)
+        return request, report, target
+
+    def translate_request(self, body: bytes, backend: str, *, mode: Mode | None = None) -> bytes:
+        """The native request ``backend`` would be sent for the OpenAI request ``body``."""
+        request, _, target = self.prepare(body, backend, mode=mode)
+        return target.encode_request(request)
+
+    def translate_response(self, body: bytes, backend: str, *, model: str) -> bytes:
+        """The OpenAI ``chat.completion`` for ``backend``'s native reply ``body``."""
+        return encode_response(self.backend(backend).decode_response(body, model=model))
+
+    async def complete(
+        self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
+    ) -> Completion:
+        """Answer a request as a whole."""
+        request, report, target = self.prepare(body, backend, mode=mode)
+        response = await target.complete(request)
+        self._finish(response, request, backend)
+        return Completion(response, report)
+
+    async def stream(
+        self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
+    ) -> Stream:
+        """Answer a request as a stream of chunks, natively or emulated."""
+        request = decode_request(body) if not isinstance(body, ChatRequest) else body
+        options = request.stream_options
+        include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
+        request, report, target = self.prepare(request, backend, mode=mode)
+        session_id = request.session
+        if target.matrix.treatment("stream", True) is Treatment.EMULATED:
+            chunks = self._emulate(target, request, backend, include_usage)
+        else:
+            chunks = target.stream(request)
+        if session_id is not None:
+            chunks = _with_session(chunks, session_id)
+        return Stream(chunks, report, include_usage)
+
+    async def _emulate(
+        self, target: Backend, request: ChatRequest, backend: str, include_usage: bool
+    ) -> AsyncIterator[ChatChunk]:
+        response = await target.complete(request)
+        self._finish(response, request, backend)
+        for chunk in chunks_from_response(response, include_usage=include_usage):
+            yield chunk
+
+    def _finish(self, response: ChatResponse, request: ChatRequest, backend: str) -> None:
+        session_id = request.session
+        if session_id is not None and response.session_id is UNSET:
+            response.session_id = session_id
+        if self.plugin_manager is not None:
+            self.plugin_manager.hook.adjust_response(
+                response=response, request=request, backend=backend
+            )
+
+    async def aclose(self) -> None:
+        """Close every backend and the shared HTTP client."""
+        for backend in self._backends.values():
+            await backend.aclose()
+        await self.context.aclose()
+
+    async def __aenter__(self) -> Translator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def _with_session(
+    chunks: AsyncIterator[ChatChunk], session_id: str
+) -> AsyncIterator[ChatChunk]:
+    try:
+        async for chunk in chunks:
+            if chunk.session_id is UNSET:
+                chunk.session_id = session_id
+            yield chunk
+    finally:
+        closer = getattr(chunks, "aclose", None)
+        if closer is not None:
+            await closer()

@@ -1,0 +1,226 @@
+"""One exception tree; every error knows its HTTP status and its OpenAI body.
+
+::
+
+    TranslatorError                       500 server_error
+    ├── InvalidRequestError               400 invalid_request_error
+    │   ├── UnsupportedFieldError         400 unsupported_parameter / unsupported_value
+    │   ├── FetchRefusedError             400 a remote media URL that may not be fetched
+    │   └── NeedsIOError                  400 pure translation cannot proceed without I/O
+    ├── AuthenticationError               401 authentication_error
+    ├── PermissionDeniedError             403 permission_error
+    ├── NotFoundError                     404 not_found_error
+    │   └── ModelNotFoundError            404 model_not_found
+    ├── PayloadTooLargeError              413 invalid_request_error
+    ├── RateLimitError                    429 rate_limit_error
+    └── UpstreamError                     502 the backend failed us
+        ├── UpstreamUnavailableError      502 the backend could not be reached
+        ├── UpstreamTimeoutError          504 the backend did not answer in time (a TimeoutError)
+        ├── UpstreamStatusError           the backend's own status and message
+        └── MalformedUpstreamError        502 the backend's reply could not be understood
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+__all__ = [
+    "AuthenticationError",
+    "FetchRefusedError",
+    "InvalidRequestError",
+    "MalformedUpstreamError",
+    "ModelNotFoundError",
+    "NeedsIOError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "TranslatorError",
+    "UnsupportedFieldError",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
+]
+
+
+class ErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class TranslatorError(Exception):
+    """Base of every error the translator raises on purpose."""
+
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        if status is not None:
+            self.status = status  # type: ignore[misc]
+
+    def to_openai(self) -> dict[str, Any]:
+        """The OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def to_json(self) -> bytes:
+        """The OpenAI error body, encoded."""
+        detail = ErrorDetail(self.message, self.error_type, self.param, self.code)
+        return _encoder.encode(ErrorBody(detail))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, status={self.status}, param={self.param!r})"
+        )
+
+
+class InvalidRequestError(TranslatorError):
+    """The request is malformed or asks for something that cannot be done."""
+
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class UnsupportedFieldError(InvalidRequestError):
+    """A backend's compatibility matrix rejects a field or one of its values."""
+
+    default_code = "unsupported_parameter"
+
+
+class FetchRefusedError(InvalidRequestError):
+    """A remote media URL may not be fetched (scheme, address, size or type)."""
+
+    default_code = "invalid_url"
+
+
+class NeedsIOError(InvalidRequestError):
+    """Pure translation was asked for a request that needs I/O first."""
+
+    default_code = "requires_io"
+
+
+class AuthenticationError(TranslatorError):
+    status = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(TranslatorError):
+    status = 403
+    error_type = "permission_error"
+
+
+class NotFoundError(TranslatorError):
+    status = 404
+    error_type = "not_found_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    """No route serves the requested model."""
+
+    error_type = "invalid_request_error"
+    default_code = "model_not_found"
+
+
+class PayloadTooLargeError(TranslatorError):
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class RateLimitError(TranslatorError):
+    status = 429
+    error_type = "rate_limit_error"
+
+
+class UpstreamError(TranslatorError):
+    """The backend failed; ``backend`` names it."""
+
+    status = 502
+    error_type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code, status=status)
+        self.backend = backend
+
+
+class UpstreamUnavailableError(UpstreamError):
+    default_code = "upstream_unavailable"
+
+
+class UpstreamTimeoutError(UpstreamError, TimeoutError):
+    status = 504
+    default_code = "upstream_timeout"
+
+
+class UpstreamStatusError(UpstreamError):
+    """The backend answered with an error; its status and message are kept."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        backend: str | None = None,
+        error_type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, backend=backend, param=param, code=code, status=status)
+        if error_type is not None:
+            self.error_type = error_type  # type: ignore[misc]
+        elif status < 500:
+            self.error_type = _TYPE_BY_STATUS.get(status, "invalid_request_error")  # type: ignore[misc]
+
+
+class MalformedUpstreamError(UpstreamError):
+    default_code = "upstream_malformed"
+
+
+_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}

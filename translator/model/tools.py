@@ -1,0 +1,148 @@
+"""Tools the model may call, the calls it makes, and how the caller steers them.
+
+JSON Schemas (function parameters, custom grammars) stay ``msgspec.Raw``:
+they are carried to the backend byte for byte, never parsed on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+__all__ = [
+    "AllowedTools",
+    "AllowedToolsChoice",
+    "CustomCall",
+    "CustomDefinition",
+    "CustomFormatGrammar",
+    "CustomFormatText",
+    "CustomTool",
+    "CustomToolCall",
+    "FunctionCall",
+    "FunctionCallOption",
+    "FunctionDefinition",
+    "FunctionName",
+    "FunctionTool",
+    "FunctionToolCall",
+    "Grammar",
+    "NamedCustomChoice",
+    "NamedFunctionChoice",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
+]
+
+
+class FunctionDefinition(msgspec.Struct):
+    name: str
+    description: str | UnsetType = UNSET
+    parameters: msgspec.Raw | UnsetType = UNSET
+    strict: bool | UnsetType | None = UNSET
+
+
+class Grammar(msgspec.Struct):
+    definition: str
+    syntax: Literal["lark", "regex"]
+
+
+class CustomFormat(msgspec.Struct, tag_field="type"):
+    """Base of a custom tool's input format."""
+
+
+class CustomFormatText(CustomFormat, tag="text"):
+    pass
+
+
+class CustomFormatGrammar(CustomFormat, tag="grammar"):
+    grammar: Grammar
+
+
+class CustomDefinition(msgspec.Struct):
+    name: str
+    description: str | UnsetType = UNSET
+    format: CustomFormatText | CustomFormatGrammar | UnsetType = UNSET
+
+
+class ToolBase(msgspec.Struct, tag_field="type"):
+    """Base of a tool definition."""
+
+
+class FunctionTool(ToolBase, tag="function"):
+    function: FunctionDefinition
+
+
+class CustomTool(ToolBase, tag="custom"):
+    custom: CustomDefinition
+
+
+Tool = FunctionTool | CustomTool
+
+
+class FunctionCall(msgspec.Struct):
+    """A function call: ``arguments`` is the JSON text the model produced."""
+
+    name: str
+    arguments: str
+
+
+class CustomCall(msgspec.Struct):
+    name: str
+    input: str
+
+
+class ToolCallBase(msgspec.Struct, tag_field="type"):
+    """Base of a tool call made by the assistant."""
+
+
+class FunctionToolCall(ToolCallBase, tag="function"):
+    id: str
+    function: FunctionCall
+
+
+class CustomToolCall(ToolCallBase, tag="custom"):
+    id: str
+    custom: CustomCall
+
+
+ToolCall = FunctionToolCall | CustomToolCall
+
+
+class FunctionName(msgspec.Struct):
+    name: str
+
+
+class ChoiceBase(msgspec.Struct, tag_field="type"):
+    """Base of an object form of ``tool_choice``."""
+
+
+class NamedFunctionChoice(ChoiceBase, tag="function"):
+    function: FunctionName
+
+
+class NamedCustomChoice(ChoiceBase, tag="custom"):
+    custom: FunctionName
+
+
+class AllowedTools(msgspec.Struct):
+    mode: Literal["auto", "required"]
+    tools: list[dict[str, msgspec.Raw]]
+
+
+class AllowedToolsChoice(ChoiceBase, tag="allowed_tools"):
+    allowed_tools: AllowedTools
+
+
+ToolChoice = (
+    Literal["none", "auto", "required"]
+    | NamedFunctionChoice
+    | NamedCustomChoice
+    | AllowedToolsChoice
+)
+
+
+class FunctionCallOption(msgspec.Struct):
+    """The legacy ``function_call`` object form."""
+
+    name: str

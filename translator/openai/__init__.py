@@ -1,0 +1,24 @@
+"""The OpenAI Chat Completions wire protocol: decoding, encoding, SSE framing."""
+
+from .decode import decode_error, decode_request
+from .encode import (
+    SSE_DONE,
+    encode_chunk,
+    encode_request,
+    encode_response,
+    new_completion_id,
+    now,
+    sse_frame,
+)
+
+__all__ = [
+    "SSE_DONE",
+    "decode_error",
+    "decode_request",
+    "encode_chunk",
+    "encode_request",
+    "encode_response",
+    "new_completion_id",
+    "now",
+    "sse_frame",
+]

@@ -1,0 +1,65 @@
+"""Encoding canonical objects as OpenAI JSON: responses, requests, SSE frames."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import msgspec
+
+from ..model import ChatChunk, ChatRequest, ChatResponse, unknown_fields
+
+__all__ = [
+    "SSE_DONE",
+    "encode_chunk",
+    "encode_request",
+    "encode_response",
+    "new_completion_id",
+    "now",
+    "sse_frame",
+]
+
+SSE_DONE = b"data: [DONE]\n\n"
+_SSE_PREFIX = b"data: "
+_encoder = msgspec.json.Encoder()
+
+
+def encode_response(response: ChatResponse) -> bytes:
+    """A ``chat.completion`` as JSON bytes."""
+    return _encoder.encode(response)
+
+
+def encode_chunk(chunk: ChatChunk) -> bytes:
+    """A ``chat.completion.chunk`` as JSON bytes (no SSE framing)."""
+    return _encoder.encode(chunk)
+
+
+def sse_frame(chunk: msgspec.Struct, buffer: bytearray | None = None) -> bytes:
+    """One SSE event ``data: {...}\\n\\n``; pass a reused ``buffer`` on hot loops."""
+    buf = bytearray(_SSE_PREFIX) if buffer is None else buffer
+    if buffer is not None:
+        del buf[6:]
+        buf[:6] = _SSE_PREFIX
+    _encoder.encode_into(chunk, buf, 6)
+    buf += b"\n\n"
+    return bytes(buf)
+
+
+def encode_request(request: ChatRequest) -> bytes:
+    """The request as OpenAI JSON, with kept unknown top-level fields spliced back in."""
+    body = _encoder.encode(request)
+    extra = unknown_fields(request)
+    if not extra:
+        return body
+    tail = b",".join(_encoder.encode(k) + b":" + bytes(v) for k, v in extra.items())
+    return body[:-1] + b"," + tail + b"}"
+
+
+def new_completion_id(prefix: str = "chatcmpl-") -> str:
+    """A fresh completion id, once per response or per stream."""
+    return prefix + os.urandom(12).hex()
+
+
+def now() -> int:
+    """The ``created`` timestamp: whole seconds since the epoch."""
+    return int(time.time())
