@@ -5,12 +5,28 @@ backend's compatibility matrix, and drives the backend, completing or
 streaming (natively, or emulated where the matrix says so). The pure halves,
 :meth:`Translator.translate_request` and :meth:`Translator.translate_response`,
 do no I/O at all.
+
+Sessions: when a request names a session (top-level ``session_id`` or
+``vlmrun.metadata.session_id``) and its backend keeps no state of its own
+(``Backend.keeps_sessions`` is false), the translator sends the backend the
+session's stored history before the request's messages, and stores the new
+turn and the answer once it succeeds (a stream: once read to the end). How the
+history and the new messages are joined is told in :mod:`translator.stores.history`.
+A request with ``vlmrun.metadata.allow_retention: false`` gets the history but
+adds nothing to it. The session id is read before the backend's matrix is
+applied, so a matrix that drops or emulates ``session_id`` does not turn
+sessions off; the response echoes the id.
+
+``Translator(sessions=...)``: left out or ``None``, a fresh
+:class:`~translator.stores.MemorySessionStore`; a :class:`~translator.stores.SessionStore`
+of your own; ``False`` to keep no history (session ids then only go to the
+backends whose matrix keeps them).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Literal
 
 import msgspec
 import pluggy
@@ -21,6 +37,7 @@ from .compat import Mode, Report, Treatment
 from .errors import NotFoundError
 from .model import ChatChunk, ChatRequest, ChatResponse
 from .openai import decode_request, encode_response
+from .stores import MemorySessionStore, SessionStore, StreamRecorder, Turn, answer_message
 from .streaming import chunks_from_response
 
 __all__ = ["Completion", "Stream", "Translator"]
@@ -60,11 +77,13 @@ class Translator:
         *,
         plugin_manager: pluggy.PluginManager | None = None,
         context: BackendContext | None = None,
-        sessions: Any = None,
+        sessions: SessionStore | Literal[False] | None = None,
     ) -> None:
         self.context = context or BackendContext()
         self.plugin_manager = plugin_manager
-        self.sessions = sessions
+        self.sessions: SessionStore | None = (
+            MemorySessionStore() if sessions is None else None if sessions is False else sessions
+        )
         self._backends: dict[str, Backend] = dict(backends or {})
         if not self._backends:
             from plugins.echo import EchoBackend
@@ -78,7 +97,7 @@ class Translator:
         *,
         plugin_manager: pluggy.PluginManager | None = None,
         context: BackendContext | None = None,
-        sessions: Any = None,
+        sessions: SessionStore | Literal[False] | None = None,
     ) -> Translator:
         """Build every configured backend through the plugin that provides it."""
         from .plugins import backend_factories, get_plugin_manager
@@ -118,12 +137,25 @@ class Translator:
         self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
     ) -> tuple[ChatRequest, Report, Backend]:
         """Decode (if needed), adjust, and apply ``backend``'s matrix."""
+        request, report, target, _, _ = self._prepare(body, backend, mode)
+        return request, report, target
+
+    def _prepare(
+        self, body: bytes | ChatRequest, backend: str, mode: Mode | None
+    ) -> tuple[ChatRequest, Report, Backend, str | None, bool]:
+        """:meth:`prepare`, plus the session id and retention read before the matrix."""
         target = self.backend(backend)
         request = decode_request(body) if not isinstance(body, ChatRequest) else body
         if self.plugin_manager is not None:
             self.plugin_manager.hook.adjust_request(request=request, backend=backend)
+        session_id = request.session
+        retain = True
+        if session_id is not None:
+            vlmrun = request.vlmrun
+            if vlmrun is not UNSET and vlmrun.metadata is not UNSET:
+                retain = vlmrun.metadata.allow_retention
         report = target.matrix.apply(request, mode=mode)
-        return request, report, target
+        return request, report, target, session_id, retain
 
     def translate_request(self, body: bytes, backend: str, *, mode: Mode | None = None) -> bytes:
         """The native request ``backend`` would be sent for the OpenAI request ``body``."""
@@ -138,9 +170,15 @@ class Translator:
         self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
     ) -> Completion:
         """Answer a request as a whole."""
-        request, report, target = self.prepare(body, backend, mode=mode)
+        request, report, target, session_id, retain = self._prepare(body, backend, mode)
+        turn = None
+        if session_id is not None:
+            turn = await self._join(target, request, session_id, retain)
         response = await target.complete(request)
-        self._finish(response, request, backend)
+        echo = session_id if turn is not None else request.session
+        self._finish(response, request, backend, echo)
+        if turn is not None:
+            await turn.record(answer_message(response))
         return Completion(response, report)
 
     async def stream(
@@ -150,26 +188,44 @@ class Translator:
         request = decode_request(body) if not isinstance(body, ChatRequest) else body
         options = request.stream_options
         include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
-        request, report, target = self.prepare(request, backend, mode=mode)
-        session_id = request.session
+        request, report, target, session_id, retain = self._prepare(request, backend, mode)
+        turn = None
+        if session_id is not None:
+            turn = await self._join(target, request, session_id, retain)
+        echo = session_id if turn is not None else request.session
         if target.matrix.treatment("stream", True) is Treatment.EMULATED:
-            chunks = self._emulate(target, request, backend, include_usage)
+            chunks = self._emulate(target, request, backend, include_usage, echo)
         else:
             chunks = target.stream(request)
-        if session_id is not None:
-            chunks = _with_session(chunks, session_id)
+        if echo is not None:
+            chunks = _in_session(chunks, echo, turn)
         return Stream(chunks, report, include_usage)
 
+    async def _join(
+        self, target: Backend, request: ChatRequest, session_id: str, retain: bool
+    ) -> Turn | None:
+        """Give ``request`` its session's history, when the translator keeps it."""
+        store = self.sessions
+        if store is None or target.keeps_sessions:
+            return None
+        return await Turn.begin(store, session_id, request, retain=retain)
+
     async def _emulate(
-        self, target: Backend, request: ChatRequest, backend: str, include_usage: bool
+        self,
+        target: Backend,
+        request: ChatRequest,
+        backend: str,
+        include_usage: bool,
+        session_id: str | None,
     ) -> AsyncIterator[ChatChunk]:
         response = await target.complete(request)
-        self._finish(response, request, backend)
+        self._finish(response, request, backend, session_id)
         for chunk in chunks_from_response(response, include_usage=include_usage):
             yield chunk
 
-    def _finish(self, response: ChatResponse, request: ChatRequest, backend: str) -> None:
-        session_id = request.session
+    def _finish(
+        self, response: ChatResponse, request: ChatRequest, backend: str, session_id: str | None
+    ) -> None:
         if session_id is not None and response.session_id is UNSET:
             response.session_id = session_id
         if self.plugin_manager is not None:
@@ -178,9 +234,11 @@ class Translator:
             )
 
     async def aclose(self) -> None:
-        """Close every backend and the shared HTTP client."""
+        """Close every backend, the session store and the shared HTTP client."""
         for backend in self._backends.values():
             await backend.aclose()
+        if self.sessions is not None:
+            await self.sessions.aclose()
         await self.context.aclose()
 
     async def __aenter__(self) -> Translator:
@@ -190,14 +248,20 @@ class Translator:
         await self.aclose()
 
 
-async def _with_session(
-    chunks: AsyncIterator[ChatChunk], session_id: str
+async def _in_session(
+    chunks: AsyncIterator[ChatChunk], session_id: str, turn: Turn | None
 ) -> AsyncIterator[ChatChunk]:
+    """Echo the session id on every chunk; record the answer once the stream is complete."""
+    recorder = StreamRecorder() if turn is not None and turn.store is not None else None
     try:
         async for chunk in chunks:
             if chunk.session_id is UNSET:
                 chunk.session_id = session_id
+            if recorder is not None:
+                recorder.add(chunk)
             yield chunk
+        if turn is not None and recorder is not None:
+            await turn.record(recorder.message())
     finally:
         closer = getattr(chunks, "aclose", None)
         if closer is not None:
