@@ -256,7 +256,11 @@ class DiskFileStore(FileStore):
     def _write(self, paths: tuple[Path, Path], data: bytes, meta: bytes) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         _atomic_write(paths[0], data)
-        _atomic_write(paths[1], meta)
+        try:
+            _atomic_write(paths[1], meta)
+        except BaseException:
+            paths[0].unlink(missing_ok=True)
+            raise
 
 
 def _scan(directory: Path) -> list[_Record]:

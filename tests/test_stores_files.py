@@ -1,0 +1,236 @@
+"""The file stores behind ``/v1/files``: memory and disk."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import openai.types
+import pytest
+
+from translator.backend import BackendContext
+from translator.stores import (
+    DiskFileStore,
+    FileObject,
+    FileStore,
+    FileStoreFullError,
+    MemoryFileStore,
+    is_file_id,
+)
+
+
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.fixture(params=["memory", "disk"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FileStore]:
+    if request.param == "memory":
+        yield MemoryFileStore()
+    else:
+        yield DiskFileStore(tmp_path / "files")
+
+
+async def test_put_then_get_read_list_delete(store: FileStore) -> None:
+    obj = await store.put("report.pdf", "application/pdf", b"%PDF-1.7 data", "assistants")
+    assert is_file_id(obj.id)
+    assert (obj.bytes, obj.filename, obj.purpose) == (13, "report.pdf", "assistants")
+    assert (obj.object, obj.status, obj.content_type) == ("file", "processed", "application/pdf")
+
+    assert await store.get(obj.id) == obj
+    assert await store.read(obj.id) == ("report.pdf", "application/pdf", b"%PDF-1.7 data")
+    assert await store.list() == [obj]
+
+    assert await store.delete(obj.id) is True
+    assert await store.get(obj.id) is None
+    assert await store.read(obj.id) is None
+    assert await store.list() == []
+    assert await store.delete(obj.id) is False
+
+
+async def test_list_is_newest_first_and_filters_by_purpose(store: FileStore) -> None:
+    first = await store.put("a.png", "image/png", b"a", "vision")
+    second = await store.put("b.txt", "text/plain", b"bb", "assistants")
+    third = await store.put("c.png", "image/png", b"ccc", "vision")
+
+    assert [f.id for f in await store.list()] == [third.id, second.id, first.id]
+    assert [f.id for f in await store.list("vision")] == [third.id, first.id]
+    assert await store.list("batch") == []
+
+
+async def test_unknown_ids_are_not_found(store: FileStore) -> None:
+    await store.put("a.txt", "text/plain", b"a", "assistants")
+    for file_id in ("file-000000000000000000000000", "agent-file-123", ""):
+        assert await store.get(file_id) is None
+        assert await store.read(file_id) is None
+        assert await store.delete(file_id) is False
+
+
+async def test_ids_are_unique(store: FileStore) -> None:
+    ids = {(await store.put("same.txt", "text/plain", b"x", "assistants")).id for _ in range(20)}
+    assert len(ids) == 20
+
+
+async def test_file_object_is_what_the_openai_sdk_reads(store: FileStore) -> None:
+    obj = await store.put("notes.md", "text/markdown", b"# hi", "user_data")
+    parsed = openai.types.FileObject.model_validate_json(msgspec.json.encode(obj))
+    assert (parsed.id, parsed.bytes, parsed.filename) == (obj.id, 4, "notes.md")
+    assert (parsed.object, parsed.purpose, parsed.status) == ("file", "user_data", "processed")
+    assert parsed.created_at == obj.created_at
+
+
+async def test_a_store_serves_backends_as_their_file_source(store: FileStore) -> None:
+    obj = await store.put("clip.mp4", "video/mp4", b"\x00\x01", "assistants")
+    context = BackendContext(files=store)
+    assert context.files is not None
+    assert await context.files.read(obj.id) == ("clip.mp4", "video/mp4", b"\x00\x01")
+
+
+# -- bounds -------------------------------------------------------------------
+
+
+async def test_memory_store_is_bounded_by_total_bytes() -> None:
+    store = MemoryFileStore(max_bytes=10)
+    first = await store.put("a", "text/plain", b"123456", "assistants")
+
+    with pytest.raises(FileStoreFullError) as caught:
+        await store.put("b", "text/plain", b"12345", "assistants")
+    assert caught.value.status == 413
+    assert "full" in caught.value.message
+    assert caught.value.to_openai()["error"]["code"] == "file_store_full"
+    assert [f.id for f in await store.list()] == [first.id]
+
+    await store.delete(first.id)
+    await store.put("b", "text/plain", b"12345", "assistants")
+
+
+async def test_a_file_larger_than_the_whole_store_is_refused() -> None:
+    store = MemoryFileStore(max_bytes=4)
+    with pytest.raises(FileStoreFullError, match="at most 4 bytes"):
+        await store.put("big", "text/plain", b"12345", "assistants")
+    assert await store.list() == []
+
+
+async def test_disk_store_bound_counts_files_found_at_start(tmp_path: Path) -> None:
+    await DiskFileStore(tmp_path, max_bytes=10).put("a", "text/plain", b"12345678", "assistants")
+    reopened = DiskFileStore(tmp_path, max_bytes=10)
+    with pytest.raises(FileStoreFullError):
+        await reopened.put("b", "text/plain", b"12345", "assistants")
+    await reopened.put("c", "text/plain", b"12", "assistants")
+
+
+async def test_disk_store_frees_room_on_delete(tmp_path: Path) -> None:
+    store = DiskFileStore(tmp_path, max_bytes=10)
+    first = await store.put("a", "text/plain", b"12345678", "assistants")
+    assert await store.delete(first.id)
+    await store.put("b", "text/plain", b"1234567890", "assistants")
+
+
+# -- disk specifics -----------------------------------------------------------
+
+
+async def test_disk_store_survives_a_restart(tmp_path: Path) -> None:
+    store = DiskFileStore(tmp_path / "data")
+    older = await store.put("a.txt", "text/plain", b"first", "assistants")
+    newer = await store.put("b.bin", "application/octet-stream", b"\xff" * 3, "batch")
+
+    reopened = DiskFileStore(tmp_path / "data")
+    assert await reopened.list() == [newer, older]
+    assert await reopened.get(older.id) == older
+    assert await reopened.read(newer.id) == ("b.bin", "application/octet-stream", b"\xff\xff\xff")
+
+
+async def test_disk_store_refuses_ids_that_leave_its_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "files"
+    store = DiskFileStore(directory)
+    await store.put("a.txt", "text/plain", b"a", "assistants")
+    # A file outside the store, shaped like the store's own metadata.
+    outside = await DiskFileStore(tmp_path / "other").put("s", "text/plain", b"secret", "x")
+    (tmp_path / "secret.json").write_bytes((tmp_path / "other" / f"{outside.id}.json").read_bytes())
+    (tmp_path / "secret.data").write_bytes(b"secret")
+
+    for file_id in (
+        "../secret",
+        "../other/" + outside.id,
+        "file-../../secret",
+        f"{outside.id}/../../secret",
+        str(tmp_path / "secret"),
+        outside.id.upper(),
+    ):
+        assert await store.get(file_id) is None, file_id
+        assert await store.read(file_id) is None, file_id
+        assert await store.delete(file_id) is False, file_id
+    assert (tmp_path / "secret.json").exists()
+    assert (tmp_path / "other" / f"{outside.id}.json").exists()
+
+
+async def test_disk_store_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    store = DiskFileStore(tmp_path)
+    obj = await store.put("a.txt", "text/plain", b"abc", "assistants")
+    assert names(tmp_path) == [f"{obj.id}.data", f"{obj.id}.json"]
+    await store.delete(obj.id)
+    assert names(tmp_path) == []
+
+
+async def test_disk_store_ignores_half_written_and_unreadable_files(tmp_path: Path) -> None:
+    store = DiskFileStore(tmp_path)
+    obj = await store.put("a.txt", "text/plain", b"abc", "assistants")
+    # What a crash mid-write leaves: a temporary file, content with no metadata.
+    (tmp_path / ".tmp-abc.json").write_bytes(b'{"file": {"id": ')
+    (tmp_path / "file-0123456789abcdef01234567.data").write_bytes(b"orphan")
+    (tmp_path / "file-111111111111111111111111.json").write_bytes(b"not json")
+
+    assert await store.list() == [obj]
+    assert await store.get("file-0123456789abcdef01234567") is None
+    assert await store.get("file-111111111111111111111111") is None
+
+
+@pytest.mark.parametrize("failing_write", [1, 2], ids=["content", "metadata"])
+async def test_disk_store_failed_write_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: int
+) -> None:
+    store = DiskFileStore(tmp_path, max_bytes=10)
+    real_replace = os.replace
+    writes = 0
+
+    def broken_replace(src: str, dst: str) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == failing_write:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("translator.stores.files.os.replace", broken_replace)
+    with pytest.raises(OSError, match="No space"):
+        await store.put("a.txt", "text/plain", b"12345678", "assistants")
+    monkeypatch.undo()
+
+    assert names(tmp_path) == []
+    assert await store.list() == []
+    await store.put("b.txt", "text/plain", b"1234567890", "assistants")  # room given back
+
+
+async def test_disk_store_concurrent_puts_respect_the_bound(tmp_path: Path) -> None:
+    store = DiskFileStore(tmp_path, max_bytes=10)
+    results = await asyncio.gather(
+        *(store.put(f"{i}.txt", "text/plain", b"1234", "assistants") for i in range(5)),
+        return_exceptions=True,
+    )
+    stored = [r for r in results if isinstance(r, FileObject)]
+    refused = [r for r in results if isinstance(r, FileStoreFullError)]
+    assert (len(stored), len(refused)) == (2, 3)
+    assert sorted(f.id for f in await DiskFileStore(tmp_path).list()) == sorted(
+        f.id for f in stored
+    )
+
+
+async def test_disk_store_directory_is_created_on_first_write(tmp_path: Path) -> None:
+    directory = tmp_path / "not" / "yet"
+    store = DiskFileStore(directory)
+    assert await store.list() == []
+    assert not directory.exists()
+    await store.put("a", "text/plain", b"a", "assistants")
+    assert directory.is_dir()
