@@ -50,6 +50,9 @@ __all__ = [
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 Bias = Annotated[int, Meta(ge=-100, le=100)]
 Positive = Annotated[int, Meta(ge=1)]
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+MetadataKey = Annotated[str, Meta(max_length=64)]
+MetadataValue = Annotated[str, Meta(max_length=512)]
 
 
 class JSONSchema(msgspec.Struct):
@@ -148,7 +151,9 @@ class ChatRequest(msgspec.Struct, dict=True, forbid_unknown_fields=True):
     logprobs: bool | UnsetType | None = UNSET
     max_completion_tokens: Positive | UnsetType | None = UNSET
     max_tokens: Positive | UnsetType | None = UNSET
-    metadata: dict[str, Annotated[str, Meta(max_length=512)]] | UnsetType | None = UNSET
+    metadata: (
+        Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)] | UnsetType | None
+    ) = UNSET
     modalities: list[Literal["text", "audio"]] | UnsetType | None = UNSET
     moderation: Moderation | UnsetType | None = UNSET
     n: Annotated[int, Meta(ge=1, le=128)] | UnsetType | None = UNSET
@@ -163,7 +168,7 @@ class ChatRequest(msgspec.Struct, dict=True, forbid_unknown_fields=True):
     ) = UNSET
     response_format: ResponseFormat | UnsetType = UNSET
     safety_identifier: Annotated[str, Meta(max_length=128)] | UnsetType | None = UNSET
-    seed: int | UnsetType | None = UNSET
+    seed: Int64 | UnsetType | None = UNSET
     service_tier: (
         Literal["auto", "default", "flex", "scale", "priority", "fast"] | UnsetType | None
     ) = UNSET
@@ -173,7 +178,7 @@ class ChatRequest(msgspec.Struct, dict=True, forbid_unknown_fields=True):
     stream_options: StreamOptions | UnsetType | None = UNSET
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | UnsetType | None = UNSET
     tool_choice: ToolChoice | UnsetType = UNSET
-    tools: list[Tool] | UnsetType = UNSET
+    tools: Annotated[list[Tool], Meta(max_length=128)] | UnsetType = UNSET
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | UnsetType | None = UNSET
     top_p: Annotated[float, Meta(ge=0.0, le=1.0)] | UnsetType | None = UNSET
     user: str | UnsetType = UNSET

@@ -6,10 +6,10 @@ they are carried to the backend byte for byte, never parsed on the hot path.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
 __all__ = [
     "AllowedTools",
@@ -35,8 +35,12 @@ __all__ = [
 ]
 
 
+Identifier = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+"""A function's name as OpenAI documents it: letters, digits, ``_`` and ``-``, at most 64."""
+
+
 class FunctionDefinition(msgspec.Struct):
-    name: str
+    name: Identifier
     description: str | UnsetType = UNSET
     parameters: msgspec.Raw | UnsetType = UNSET
     strict: bool | UnsetType | None = UNSET
