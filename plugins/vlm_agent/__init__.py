@@ -1,0 +1,81 @@
+"""The ``vlm-agent`` backend plugin: chat completions answered by VLM Run agents.
+
+The agent server runs jobs: an execution is posted, then polled until it is
+finished. This plugin turns a chat completion into one execution and the
+execution's result back into a chat completion, so that a client of the
+OpenAI SDK never sees the difference.
+
+Configuration (a ``[backends.NAME]`` table with ``plugin = "vlm-agent"``):
+``base_url`` (default ``https://agent.vlm.run/v1``), ``api_key`` or
+``api_key_env``, the HTTP timeouts and ``retries``, ``mode``, ``matrix``
+overrides (``stream = "emulated"`` streams the whole answer), and the
+``options`` of :class:`~plugins.vlm_agent.backend.Options`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import msgspec
+
+from translator import hookimpl
+from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
+from translator.http import HttpPolicy
+
+from .answer import ExecutionFailedError
+from .backend import DEFAULT_BASE_URL, Options, VlmAgentBackend
+from .matrix import MATRIX
+from .prompt import DEFAULT_MODEL, build_execute
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "MATRIX",
+    "ExecutionFailedError",
+    "Options",
+    "VlmAgentBackend",
+    "VlmAgentFactory",
+    "build_execute",
+    "register_backends",
+]
+
+
+class VlmAgentFactory:
+    plugin_name = "vlm-agent"
+    description = "VLM Run agents: each chat completion runs as an agent execution."
+
+    def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
+        try:
+            options = msgspec.convert(settings.options, Options)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"backend {name!r}: invalid options: {exc}") from None
+        api_key = settings.api_key
+        if api_key is None and settings.api_key_env:
+            api_key = os.environ.get(settings.api_key_env)
+        policy = HttpPolicy(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            total_timeout=settings.total_timeout,
+            retries=settings.retries,
+            backoff_base=options.retry_backoff,
+        )
+        backend = VlmAgentBackend(
+            name,
+            http=context.http.bind(name, policy),
+            base_url=settings.base_url or DEFAULT_BASE_URL,
+            api_key=api_key,
+            options=options,
+            deadline=settings.total_timeout,
+            files=context.files,
+        )
+        overrides = settings.matrix_overrides()
+        if overrides:
+            backend.matrix = backend.matrix.with_overrides(overrides)
+        backend.matrix = backend.matrix.with_mode(settings.mode)
+        return backend
+
+
+@hookimpl
+def register_backends(register: Callable[[BackendFactory], None]) -> None:
+    register(VlmAgentFactory())

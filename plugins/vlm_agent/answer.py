@@ -1,0 +1,125 @@
+"""A finished execution as a chat completion.
+
+The assistant's text is the execution's ``response``:
+
+* when the client asked for JSON (``json_schema`` or ``json_object``), the
+  response as JSON text, byte for byte (a string response is taken to be
+  that text already);
+* otherwise, a string response as it is; an object whose only value is a
+  string, or that has a string ``content``, ``text`` or ``response``, that
+  string; anything else (an object with several fields, a list, a number) as
+  JSON text; no response at all as the empty string.
+
+Usage carries the agent's ``credits_used``, ``steps`` and ``duration_seconds``
+beside token counts. The agent reports no tokens, so they are estimated
+(:func:`translator.tokens.estimate_tokens` of the prompt and of the answer)
+and the usage is marked ``estimated``; counts the agent does report are used
+as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from translator.errors import MalformedUpstreamError, UpstreamError, UpstreamTimeoutError
+from translator.model import ChatResponse, Choice, ResponseMessage, Usage
+from translator.openai import now
+from translator.tokens import estimate_tokens
+
+from .wire import Execution, failure_message
+
+__all__ = ["ExecutionFailedError", "answer_text", "timed_out", "to_response"]
+
+_TEXT_KEYS: Final = ("content", "text", "response")
+_any = msgspec.json.Decoder()
+
+
+class ExecutionFailedError(UpstreamError):
+    """The agent ran the execution and it failed (502, the agent's message)."""
+
+    default_code = "agent_execution_failed"
+
+
+def answer_text(execution: Execution, *, json: bool) -> str:
+    """The assistant's text for a completed ``execution`` (see the module docs)."""
+    raw = execution.response
+    value = _decode(raw, execution)
+    if value is None:
+        return ""
+    if json:
+        return value if isinstance(value, str) else bytes(raw).decode()
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (only,) = value.values()
+            if isinstance(only, str):
+                return only
+        for key in _TEXT_KEYS:
+            found = value.get(key)
+            if isinstance(found, str):
+                return found
+    return bytes(raw).decode()
+
+
+def _decode(raw: msgspec.Raw, execution: Execution) -> Any:
+    try:
+        return _any.decode(raw)
+    except msgspec.DecodeError as exc:  # pragma: no cover - Raw came from valid JSON
+        raise MalformedUpstreamError(
+            f"The agent's response to execution {execution.id} is not JSON.", backend="vlm-agent"
+        ) from exc
+
+
+def to_response(
+    execution: Execution, *, model: str, json: bool, prompt: str = "", backend: str = "vlm-agent"
+) -> ChatResponse:
+    """The chat completion for a finished ``execution``; a failed one raises."""
+    if execution.status != "completed":
+        raise ExecutionFailedError(
+            f"The {backend} backend's execution {execution.id} {_ended(execution.status)}: "
+            f"{failure_message(execution)}",
+            backend=backend,
+        )
+    content = answer_text(execution, json=json)
+    usage = _usage(execution, prompt, content)
+    created = execution.completed_at or execution.created_at
+    return ChatResponse(
+        id=f"chatcmpl-{execution.id}",
+        created=int(created.timestamp()) if created is not None else now(),
+        model=model,
+        choices=[Choice(0, ResponseMessage(content=content))],
+        usage=usage,
+    )
+
+
+def _ended(status: str) -> str:
+    return "failed" if status == "failed" else f"ended with status '{status}'"
+
+
+def _usage(execution: Execution, prompt: str, content: str) -> Usage:
+    agent = execution.usage
+    if agent is not None and None not in (agent.prompt_tokens, agent.completion_tokens):
+        usage = Usage.of(agent.prompt_tokens or 0, agent.completion_tokens or 0)
+    else:
+        usage = Usage.of(estimate_tokens(prompt), estimate_tokens(content))
+        usage.estimated = True
+    if agent is not None:
+        if agent.credits_used is not None:
+            usage.credits_used = agent.credits_used
+        if agent.steps is not None:
+            usage.steps = agent.steps
+        if agent.duration_seconds is not None:
+            usage.duration_seconds = agent.duration_seconds
+    return usage
+
+
+def timed_out(execution: Execution, deadline: float, backend: str) -> UpstreamTimeoutError:
+    """The 504 for an execution still unfinished when the deadline passed."""
+    return UpstreamTimeoutError(
+        f"The {backend} backend's execution {execution.id} did not finish within "
+        f"{deadline:g}s (last status: {execution.status}).",
+        backend=backend,
+    )

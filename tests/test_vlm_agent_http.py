@@ -1,0 +1,232 @@
+"""The vlm-agent backend's HTTP conversation, client side, against aioresponses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
+
+import aiohttp
+import msgspec
+import pytest
+from aioresponses import CallbackResult, aioresponses
+from aioresponses import core as aioresponses_core
+from yarl import URL
+
+import plugins.vlm_agent as vlm_agent
+from translator.backend import BackendContext, BackendSettings
+from translator.errors import MalformedUpstreamError, TranslatorError
+from translator.model import ChatRequest
+from translator.openai import decode_request
+from translator.stores import MemoryFileStore
+
+BASE = "http://127.0.0.1:9/v1"
+EXECUTE = f"{BASE}/agent/execute"
+FILES = f"{BASE}/files?purpose=assistants"
+
+
+class _Response(aiohttp.ClientResponse):
+    """aioresponses builds responses without the ``stream_writer`` newer aiohttp wants."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+@contextmanager
+def mock_http() -> Iterator[aioresponses]:
+    """``aioresponses()``, working with the installed aiohttp."""
+    with patch.object(aioresponses_core, "ClientResponse", _Response), aioresponses() as m:
+        yield m
+
+
+def poll_url(execution_id: str) -> str:
+    return f"{BASE}/agent/executions/{execution_id}"
+
+
+def execution(status: str, response: Any = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "exec-1",
+        "name": "inline",
+        "status": status,
+        "created_at": "2026-01-02T03:04:05Z",
+        "response": response,
+        "usage": {"credits_used": 2, "steps": 4, "duration_seconds": 3},
+        **extra,
+    }
+
+
+@pytest.fixture
+async def context() -> AsyncIterator[BackendContext]:
+    ctx = BackendContext(files=MemoryFileStore())
+    yield ctx
+    await ctx.aclose()
+
+
+def make(context: BackendContext, **options: Any) -> vlm_agent.VlmAgentBackend:
+    settings = BackendSettings(
+        plugin="vlm-agent",
+        base_url=BASE,
+        api_key="k-1",
+        retries=2,
+        options={"poll_interval": 0.001, "retry_backoff": 0.001, **options},
+    )
+    backend = vlm_agent.VlmAgentFactory().create("vlm-agent", settings, context)
+    assert isinstance(backend, vlm_agent.VlmAgentBackend)
+    return backend
+
+
+def request(*parts: dict[str, Any]) -> ChatRequest:
+    content: Any = list(parts) if parts else "Hi"
+    return decode_request(
+        msgspec.json.encode({"model": "m", "messages": [{"role": "user", "content": content}]})
+    )
+
+
+def calls(mocked: aioresponses, method: str, url: str) -> list[Any]:
+    return mocked.requests.get((method, URL(url)), [])
+
+
+async def test_execute_then_poll_with_the_bearer_key(context: BackendContext) -> None:
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, status=201, payload=execution("enqueued"))
+        mocked.get(poll_url("exec-1"), payload=execution("pending"))
+        mocked.get(poll_url("exec-1"), payload=execution("running"))
+        mocked.get(poll_url("exec-1"), payload=execution("paused"))
+        mocked.get(poll_url("exec-1"), payload=execution("completed", {"content": "Hello!"}))
+        response = await make(context).complete(request())
+    assert response.choices[0].message.content == "Hello!"
+    (post,) = calls(mocked, "POST", EXECUTE)
+    assert post.kwargs["headers"]["Authorization"] == "Bearer k-1"
+    assert msgspec.json.decode(post.kwargs["data"])["config"]["prompt"] == "Hi"
+    polls = calls(mocked, "GET", poll_url("exec-1"))
+    assert len(polls) == 4
+    assert all(p.kwargs["headers"]["Authorization"] == "Bearer k-1" for p in polls)
+
+
+async def test_an_execution_finished_at_once_is_not_polled(context: BackendContext) -> None:
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, payload=execution("completed", "Quick."))
+        response = await make(context).complete(request())
+    assert response.choices[0].message.content == "Quick."
+    assert calls(mocked, "GET", poll_url("exec-1")) == []
+
+
+async def test_503_on_execute_is_retried_401_is_not(context: BackendContext) -> None:
+    backend = make(context)
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, status=503, payload={"detail": "busy"})
+        mocked.post(EXECUTE, status=503, payload={"detail": "busy"})
+        mocked.post(EXECUTE, payload=execution("completed", "ok"))
+        response = await backend.complete(request())
+    assert response.choices[0].message.content == "ok"
+    assert len(calls(mocked, "POST", EXECUTE)) == 3
+
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, status=401, payload={"detail": "Invalid API key"})
+        mocked.post(EXECUTE, payload=execution("completed", "never reached"))
+        with pytest.raises(TranslatorError) as caught:
+            await backend.complete(request())
+    assert len(calls(mocked, "POST", EXECUTE)) == 1
+    assert caught.value.status == 401
+    assert "Invalid API key" in caught.value.message
+
+
+async def test_a_failed_execution_carries_the_agents_message(context: BackendContext) -> None:
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, payload=execution("running"))
+        mocked.get(poll_url("exec-1"), payload=execution("failed", {"error": "Out of credits."}))
+        with pytest.raises(TranslatorError) as caught:
+            await make(context).complete(request())
+    assert caught.value.status == 502
+    assert caught.value.message.endswith("exec-1 failed: Out of credits.")
+
+
+async def test_an_unknown_final_status_is_a_failure(context: BackendContext) -> None:
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, payload=execution("cancelled", message="Cancelled by the owner."))
+        with pytest.raises(TranslatorError) as caught:
+            await make(context).complete(request())
+    assert "ended with status 'cancelled': Cancelled by the owner." in caught.value.message
+
+
+async def test_a_vanished_execution_and_a_garbled_one_are_errors(context: BackendContext) -> None:
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, payload=execution("pending"))
+        mocked.get(poll_url("exec-1"), status=404, payload={"detail": "Execution not found"})
+        with pytest.raises(TranslatorError, match="Execution not found"):
+            await make(context).complete(request())
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, body=b"<html>gateway</html>", content_type="text/html")
+        with pytest.raises(MalformedUpstreamError):
+            await make(context).complete(request())
+
+
+async def test_the_deadline_covers_a_poll_that_hangs(context: BackendContext) -> None:
+    async def hang(url: URL, **kwargs: Any) -> CallbackResult:
+        await asyncio.sleep(5)
+        return CallbackResult(payload=execution("completed", "late"))
+
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, payload=execution("running"))
+        mocked.get(poll_url("exec-1"), callback=hang)
+        with pytest.raises(TranslatorError) as caught:
+            await make(context, deadline=0.1).complete(request())
+    assert caught.value.status == 504
+    assert "(last status: running)" in caught.value.message
+
+
+async def test_a_file_is_uploaded_as_multipart_then_named_by_the_agents_id(
+    context: BackendContext,
+) -> None:
+    assert isinstance(context.files, MemoryFileStore)
+    ours = await context.files.put('my "scan".pdf', "application/pdf", b"%PDF-1.7", "assistants")
+    part = {"type": "file", "file": {"file_id": ours.id}}
+    backend = make(context)
+    with mock_http() as mocked:
+        mocked.post(FILES, status=201, payload={"id": "af-1", "bytes": 8, "purpose": "assistants"})
+        mocked.post(EXECUTE, payload=execution("completed", "A scan."), repeat=True)
+        await backend.complete(request(part))
+        await backend.complete(request(part))
+    (upload,) = calls(mocked, "POST", FILES)
+    assert upload.kwargs["headers"]["Authorization"] == "Bearer k-1"
+    content_type = upload.kwargs["headers"]["Content-Type"]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    data: bytes = upload.kwargs["data"]
+    assert b'name="file"; filename="my %22scan%22.pdf"' in data
+    assert b"Content-Type: application/pdf\r\n\r\n%PDF-1.7\r\n" in data
+    for call in calls(mocked, "POST", EXECUTE):
+        inputs = msgspec.json.decode(call.kwargs["data"])["inputs"]
+        assert inputs == {"file_1": {"type": "input_file", "file_id": "af-1"}}
+
+
+async def test_a_failed_upload_is_an_error_and_is_tried_again_next_time(
+    context: BackendContext,
+) -> None:
+    assert isinstance(context.files, MemoryFileStore)
+    ours = await context.files.put("a.png", "image/png", b"png", "assistants")
+    part = {"type": "input_file", "file_id": ours.id}
+    backend = make(context)
+    with mock_http() as mocked:
+        mocked.post(FILES, status=400, payload={"detail": [{"msg": "Unsupported file type"}]})
+        with pytest.raises(TranslatorError, match="Unsupported file type"):
+            await backend.complete(request(part))
+    with mock_http() as mocked:
+        mocked.post(FILES, status=201, payload={"id": "af-2"})
+        mocked.post(EXECUTE, payload=execution("completed", "ok"))
+        await backend.complete(request(part))
+    assert len(calls(mocked, "POST", FILES)) == 1
+    sent = msgspec.json.decode(calls(mocked, "POST", EXECUTE)[0].kwargs["data"])
+    assert sent["inputs"]["file_1"]["file_id"] == "af-2"
+
+
+async def test_an_upload_answer_without_an_id_is_malformed(context: BackendContext) -> None:
+    assert isinstance(context.files, MemoryFileStore)
+    ours = await context.files.put("a.png", "image/png", b"png", "assistants")
+    with mock_http() as mocked:
+        mocked.post(FILES, status=201, payload={"id": None})
+        with pytest.raises(MalformedUpstreamError, match="has no id"):
+            await make(context).complete(request({"type": "input_file", "file_id": ours.id}))
