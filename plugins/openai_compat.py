@@ -1,1 +1,426 @@
-"""Backend plugin (in progress)."""
+"""The ``openai-compatible`` backend: any upstream that speaks the Chat Completions API.
+
+vLLM, the llama.cpp server, LM Studio, Ollama's ``/v1``, or a hosted agents
+endpoint. ``base_url`` is the upstream's API root (``http://host:8000/v1``);
+requests go to ``POST {base_url}/chat/completions`` with
+``Authorization: Bearer {api_key}``.
+
+The request sent is the OpenAI JSON the client sent, after the matrix.
+By default everything in the OpenAI API passes through, except what the
+canonical response cannot carry back (log probabilities, audio output); the
+VLM agents extensions ``session_id`` and ``vlmrun`` are dropped and reported
+unless the configuration forwards them
+(``matrix = {session_id = "supported", vlmrun = "supported"}``), and the
+extension content parts (``input_file``, ``video_url``, ``audio_url``,
+``file_url``) are refused unless the matrix allows them. Top-level fields the
+canonical model does not know (``top_k``, ``chat_template_kwargs``, ...) pass
+through for the upstream to judge; ``options.unknown_fields`` changes that.
+
+Options: ``headers`` (extra request headers), ``model`` (the upstream model
+name, or a table from the requested name to the upstream's),
+``unknown_fields`` (``supported`` | ``ignored`` | ``rejected``) and
+``keeps_sessions`` (whether the upstream keeps conversation state; by default
+true exactly when ``session_id`` is forwarded).
+
+Streams are read as server-sent events, incrementally; a stream that ends
+without ``data: [DONE]`` is an error, never a clean stop. Upstream errors,
+before or inside a stream, are passed through with the upstream's message,
+type, param, code and (for a 4xx) status.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from translator import hookimpl
+from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
+from translator.compat import REQUEST_FIELDS, Matrix, Rule, Treatment, ignored, rejected, supported
+from translator.errors import MalformedUpstreamError, UpstreamStatusError
+from translator.http import BoundClient, HttpPolicy, UpstreamDetail
+from translator.model import ChatChunk, ChatRequest, ChatResponse
+from translator.openai import encode_request, new_completion_id, now
+
+__all__ = [
+    "MATRIX",
+    "OpenAICompatBackend",
+    "OpenAICompatFactory",
+    "Options",
+    "SSEDecoder",
+    "SSEEvent",
+    "parse_error",
+]
+
+PLUGIN = "openai-compatible"
+
+_NOT_CARRIED = {
+    "logprobs": "log probabilities are not carried back in the canonical response",
+    "top_logprobs": "log probabilities are not carried back in the canonical response",
+    "audio": "audio output is not carried back in the canonical response",
+    "modalities": "only text output is carried back; text is always produced",
+    "session_id": "a VLM agents extension; forward it with the matrix override 'supported'",
+    "vlmrun": "a VLM agents extension; forward it with the matrix override 'supported'",
+}
+_EXTENSION_PARTS = ("input_file", "video_url", "audio_url", "file_url")
+
+_ROWS: list[Rule] = [
+    *(
+        ignored(f, _NOT_CARRIED[f]) if f in _NOT_CARRIED else supported(f, "passed through")
+        for f in REQUEST_FIELDS
+    ),
+    *(
+        supported(f"role.{r}", "passed through")
+        for r in ("system", "developer", "user", "assistant", "tool", "function")
+    ),
+    *(
+        supported(f"content.{t}", "passed through")
+        for t in ("text", "image_url", "input_audio", "file", "refusal")
+    ),
+    *(
+        rejected(f"content.{t}", "not in the OpenAI API; allow it in the matrix if the upstream is")
+        for t in _EXTENSION_PARTS
+    ),
+]
+MATRIX = Matrix(PLUGIN, _ROWS, unknown=Treatment.SUPPORTED)
+"""The default matrix; the configuration's ``matrix`` table overrides rows of it."""
+
+
+class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``options`` table of an ``openai-compatible`` backend."""
+
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    model: str | dict[str, str] | None = None
+    unknown_fields: Treatment = Treatment.SUPPORTED
+    keeps_sessions: bool | None = None
+
+
+# -- server-sent events -------------------------------------------------------
+
+
+class SSEEvent(msgspec.Struct, frozen=True):
+    """One dispatched event: its ``event`` type (``message`` by default) and data."""
+
+    data: bytes
+    event: str = "message"
+
+
+class SSEDecoder:
+    """An incremental server-sent events parser: feed it bytes as they arrive.
+
+    Lines may end in ``\\n``, ``\\r\\n`` or ``\\r``, split anywhere between
+    feeds. Comments (``: keepalive``) and ``id``/``retry`` fields are skipped;
+    ``data`` lines of one event are joined with ``\\n``.
+    """
+
+    __slots__ = ("_data", "_event", "_skip_lf", "_tail")
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._data: list[bytes] = []
+        self._event = "message"
+        self._skip_lf = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events completed by ``chunk``."""
+        if self._skip_lf and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        if not chunk:
+            return []
+        self._skip_lf = chunk[-1:] == b"\r"
+        text = self._tail + chunk if self._tail else chunk
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = text.split(b"\n")
+        self._tail = lines.pop()
+        events: list[SSEEvent] = []
+        for line in lines:
+            self._line(line, events)
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """At the end of the body: the last event, when only its blank line is missing."""
+        events: list[SSEEvent] = []
+        if self._tail:
+            self._line(self._tail, events)
+            self._tail = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, events: list[SSEEvent]) -> None:
+        if not line:
+            if self._data:
+                events.append(SSEEvent(b"\n".join(self._data), self._event))
+            self._data = []
+            self._event = "message"
+            return
+        if line[:1] == b":":
+            return
+        field, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            self._data.append(value)
+        elif field == b"event":
+            self._event = value.decode("utf-8", "replace")
+
+
+# -- decoding the upstream's replies -------------------------------------------
+
+_DONE = b"[DONE]"
+_chunk_decoder = msgspec.json.Decoder(ChatChunk)
+_response_decoder = msgspec.json.Decoder(ChatResponse)
+_any_decoder = msgspec.json.Decoder()
+
+
+def parse_error(body: bytes) -> UpstreamDetail | None:
+    """The upstream's error as it said it: OpenAI's ``{"error": {...}}`` or a common variant."""
+    found = _any_decoder.decode(body)
+    return _detail(found) if isinstance(found, dict) else None
+
+
+def _detail(found: dict[str, Any]) -> UpstreamDetail | None:
+    error = found.get("error", found.get("detail", found.get("message")))
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return UpstreamDetail(
+            error["message"],
+            type=_text(error.get("type")),
+            param=_text(error.get("param")),
+            code=_text(error.get("code")),
+        )
+    if isinstance(error, str) and error:
+        return UpstreamDetail(error)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def _scrub(value: Any) -> Any:
+    """Drop nulls and ``logprobs`` from generic JSON so the canonical types accept it."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if v is not None and k != "logprobs"}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _lenient(body: bytes, backend: str) -> dict[str, Any]:
+    try:
+        found = _any_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedUpstreamError(
+            f"The {backend} backend sent JSON that could not be parsed: {exc}", backend=backend
+        ) from None
+    if not isinstance(found, dict):
+        raise MalformedUpstreamError(
+            f"The {backend} backend sent JSON that is not an object.", backend=backend
+        )
+    detail = _detail(found) if "error" in found else None
+    if detail is not None:
+        raise UpstreamStatusError(
+            detail.message,
+            status=502,
+            backend=backend,
+            error_type=detail.type or "upstream_error",
+            param=detail.param,
+            code=detail.code,
+        )
+    scrubbed: dict[str, Any] = _scrub(found)
+    return scrubbed
+
+
+def _convert(obj: dict[str, Any], kind: type[Any], backend: str) -> Any:
+    try:
+        return msgspec.convert(obj, kind)
+    except msgspec.ValidationError as exc:
+        raise MalformedUpstreamError(
+            f"The {backend} backend sent a reply that is not a chat completion: {exc}",
+            backend=backend,
+        ) from None
+
+
+def decode_response(body: bytes, *, model: str, backend: str = PLUGIN) -> ChatResponse:
+    """A ``chat.completion`` into the canonical response, tolerant of extras and nulls."""
+    try:
+        return _response_decoder.decode(body)
+    except msgspec.DecodeError:
+        pass
+    obj = _lenient(body, backend)
+    obj.setdefault("id", new_completion_id())
+    obj.setdefault("created", now())
+    obj.setdefault("model", model)
+    obj.setdefault("usage", {})
+    for choice in obj.get("choices", ()):
+        calls = choice.get("message", {}).get("tool_calls", ())
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict):
+                call.setdefault("type", "function")
+                call.setdefault("id", "call_" + os.urandom(12).hex())
+    response: ChatResponse = _convert(obj, ChatResponse, backend)
+    return response
+
+
+class _ChunkDecoder:
+    """Decodes one stream's chunks; fills an id, ``created`` or model left out."""
+
+    __slots__ = ("backend", "created", "id", "model")
+
+    def __init__(self, model: str, backend: str) -> None:
+        self.model = model
+        self.backend = backend
+        self.id = new_completion_id()
+        self.created = now()
+
+    def decode(self, event: SSEEvent) -> ChatChunk:
+        if event.event == "error":
+            obj = _lenient(event.data, self.backend)
+            raise MalformedUpstreamError(
+                f"The {self.backend} backend reported an error in its stream: {obj}",
+                backend=self.backend,
+            )
+        try:
+            return _chunk_decoder.decode(event.data)
+        except msgspec.DecodeError:
+            pass
+        obj = _lenient(event.data, self.backend)
+        obj.setdefault("id", self.id)
+        obj.setdefault("created", self.created)
+        obj.setdefault("model", self.model)
+        for choice in obj.get("choices", ()):
+            if isinstance(choice, dict):
+                choice.setdefault("delta", {})
+        chunk: ChatChunk = _convert(obj, ChatChunk, self.backend)
+        return chunk
+
+
+# -- the backend ----------------------------------------------------------------
+
+
+class OpenAICompatBackend(Backend):
+    """Talks to one OpenAI-compatible upstream through the shared HTTP client."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        http: BoundClient,
+        api_key: str | None = None,
+        matrix: Matrix = MATRIX,
+        options: Options | None = None,
+    ) -> None:
+        self.name = name
+        self.matrix = matrix
+        self.http = http
+        self.options = options or Options()
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        headers.update(self.options.headers)
+        self._headers = headers
+        self._stream_headers = {**headers, "Accept": "text/event-stream"}
+        model = self.options.model
+        self._model: Callable[[str], str]
+        if isinstance(model, str):
+            self._model = lambda _: model
+        elif model:
+            self._model = lambda requested: model.get(requested, requested)
+        else:
+            self._model = lambda requested: requested
+
+    def encode_request(self, request: ChatRequest) -> bytes:
+        """The upstream's request body: the OpenAI JSON, with the upstream's model name."""
+        request.model = self._model(request.model)
+        return encode_request(request)
+
+    def decode_response(self, body: bytes, *, model: str) -> ChatResponse:
+        return decode_response(body, model=model, backend=self.name)
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        if request.stream is True:
+            request.stream = UNSET
+        request.stream_options = UNSET
+        body = self.encode_request(request)
+        reply = await self.http.send("POST", self.url, body=body, headers=self._headers)
+        self.http.check(reply, parse_error)
+        return self.decode_response(reply.body, model=request.model)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        request.stream = True
+        body = self.encode_request(request)
+        chunks = _ChunkDecoder(request.model, self.name)
+        sse = SSEDecoder()
+        async with self.http.stream(
+            "POST", self.url, body=body, headers=self._stream_headers, parse_error=parse_error
+        ) as response:
+            async for piece in response.content.iter_any():
+                for event in sse.feed(piece):
+                    if event.data == _DONE:
+                        return
+                    yield chunks.decode(event)
+            for event in sse.close():
+                if event.data == _DONE:
+                    return
+                yield chunks.decode(event)
+        raise MalformedUpstreamError(
+            f"The {self.name} backend's stream ended without [DONE]: it was cut off.",
+            backend=self.name,
+        )
+
+
+class _SessionKeepingBackend(OpenAICompatBackend):
+    """An upstream that keeps conversation state by ``session_id`` (an agents endpoint)."""
+
+    keeps_sessions = True
+
+
+class OpenAICompatFactory:
+    plugin_name = PLUGIN
+    description = "Any OpenAI-compatible upstream (vLLM, llama.cpp, LM Studio, agents endpoints)."
+
+    def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
+        if not settings.base_url:
+            raise ValueError(f"backend {name!r}: the {PLUGIN} plugin needs a base_url")
+        try:
+            options = msgspec.convert(settings.options, Options)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"backend {name!r}: invalid options: {exc}") from None
+        api_key = settings.api_key
+        if api_key is None and settings.api_key_env:
+            api_key = os.environ.get(settings.api_key_env)
+        matrix = Matrix(name, MATRIX.rules, unknown=options.unknown_fields)
+        overrides = settings.matrix_overrides()
+        if overrides:
+            matrix = matrix.with_overrides(overrides)
+        matrix = matrix.with_mode(settings.mode)
+        keeps = options.keeps_sessions
+        if keeps is None:
+            keeps = matrix.treatment("session_id") is Treatment.SUPPORTED
+        policy = HttpPolicy(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            total_timeout=settings.total_timeout,
+            retries=settings.retries,
+        )
+        kind = _SessionKeepingBackend if keeps else OpenAICompatBackend
+        return kind(
+            name,
+            base_url=settings.base_url,
+            http=context.http.bind(name, policy),
+            api_key=api_key,
+            matrix=matrix,
+            options=options,
+        )
+
+
+@hookimpl
+def register_backends(register: Callable[[BackendFactory], None]) -> None:
+    register(OpenAICompatFactory())

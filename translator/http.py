@@ -2,11 +2,16 @@
 
 One :class:`HttpClient` (one pooled ``aiohttp.ClientSession``) serves every
 backend of a translator. Each backend binds it to its own :class:`HttpPolicy`.
-Transport failures become :class:`~translator.errors.UpstreamError` s:
-a timeout is a 504, an unreachable upstream a 502. Retries (exponential
-backoff with jitter, ``Retry-After`` honoured) happen on connection errors and
-on 429, 502, 503 and 504, never on other statuses and never once a stream has
-started.
+
+Transport failures become :class:`~translator.errors.UpstreamError` s: a
+timeout is a 504, an unreachable upstream a 502, a reply that is not HTTP or
+is cut off a 502. An error status is the upstream's message with a fitting
+status (see :meth:`BoundClient.check`).
+
+Retries (exponential backoff with jitter, ``Retry-After`` honoured) happen on
+connection errors and on 429, 502, 503 and 504; never on other statuses, never
+after a read timeout (the upstream may be working on the request) and never
+once a stream has started. Cancelling a request closes its connection.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,20 +31,40 @@ import msgspec
 
 from .errors import (
     MalformedUpstreamError,
+    UpstreamError,
     UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 
-__all__ = ["RETRY_STATUSES", "BoundClient", "HttpClient", "HttpPolicy", "Reply"]
+__all__ = [
+    "RETRY_STATUSES",
+    "BoundClient",
+    "HttpClient",
+    "HttpPolicy",
+    "MessageParser",
+    "Reply",
+    "UpstreamDetail",
+]
 
 log = logging.getLogger("translator.http")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
+_sleep = asyncio.sleep  # the pause between attempts
+
+# Upstream 5xx statuses a client should see as they are; any other 5xx is a 502.
+_KEPT_5XX = frozenset({503, 504})
+
 
 class HttpPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """Timeouts and retries for one backend."""
+    """Timeouts and retries for one backend.
+
+    ``connect_timeout`` bounds opening a connection, ``read_timeout`` each
+    wait for data, ``total_timeout`` one attempt as a whole. ``retries`` is
+    the number of extra attempts; a ``Retry-After`` longer than
+    ``retry_after_max`` seconds is not waited for (the error is returned).
+    """
 
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
@@ -68,7 +94,19 @@ class Reply(msgspec.Struct, frozen=True):
         return self.status < 400
 
 
-MessageParser = Callable[[bytes], str | None]
+class UpstreamDetail(msgspec.Struct, frozen=True):
+    """An upstream's own error, kept as it said it: passed through to the client."""
+
+    message: str
+    type: str | None = None
+    param: str | None = None
+    code: str | None = None
+
+
+MessageParser = Callable[[bytes], str | UpstreamDetail | None]
+"""Reads an upstream error body: a message, a whole :class:`UpstreamDetail`, or None."""
+
+FormFactory = Callable[[], aiohttp.FormData]
 
 
 class HttpClient:
@@ -114,51 +152,45 @@ class BoundClient:
         url: str,
         *,
         body: bytes | None = None,
-        data: aiohttp.FormData | None = None,
+        data: aiohttp.FormData | FormFactory | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         retry: bool = True,
     ) -> Reply:
         """Send one request and read the whole reply, retrying where that is safe.
 
-        An error status is returned, not raised: see :meth:`check`.
+        ``data`` may be a function that builds the form, called once per
+        attempt. An error status is returned, not raised: see :meth:`check`.
         """
-        attempts = 1 + (self.policy.retries if retry else 0)
+        attempts = 1 + (max(0, self.policy.retries) if retry else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            payload: Any = body
+            if payload is None:
+                payload = data if isinstance(data, aiohttp.FormData) or data is None else data()
             try:
                 async with self.client.session.request(
                     method,
                     url,
-                    data=body if body is not None else data,
+                    data=payload,
                     headers=headers,
                     params=params,
                     timeout=self._timeout,
+                    allow_redirects=False,
                 ) as response:
-                    payload = await response.read()
-                    reply = Reply(response.status, response.headers, payload)
-            except (aiohttp.ClientConnectionError, OSError) as exc:
-                if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-                    raise self._timeout_error(url) from exc
-                if last or not isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
-                    raise self._unreachable(url, exc) from exc
-                await asyncio.sleep(self._backoff(attempt, None))
+                    reply = Reply(response.status, response.headers, await response.read())
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error, retryable = self._transport_error(exc, url)
+                if last or not retryable:
+                    raise error from exc
+                await self._pause(attempt, None, method, url, type(exc).__name__)
                 continue
-            except TimeoutError as exc:
-                raise self._timeout_error(url) from exc
-            if reply.status in RETRY_STATUSES and not last:
-                delay = self._backoff(attempt, reply.headers.get("Retry-After"))
-                log.info(
-                    "%s: %s %s -> %d, retry in %.2fs",
-                    self.backend,
-                    method,
-                    url,
-                    reply.status,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            return reply
+            if last or reply.status not in RETRY_STATUSES:
+                return reply
+            if not await self._pause(
+                attempt, reply.headers.get("Retry-After"), method, url, reply.status
+            ):
+                return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
@@ -173,83 +205,156 @@ class BoundClient:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open a streaming request; yields the response once its status is OK.
 
-        Retries happen only before the first byte of the body is read. An
-        error status is raised as :class:`UpstreamStatusError`. Leaving the
-        block (or cancellation) closes the upstream connection.
+        Retries happen only before the body is handed over. An error status is
+        raised as :class:`UpstreamStatusError`. Inside the block, a body that is
+        cut off raises :class:`MalformedUpstreamError` and a stalled one
+        :class:`UpstreamTimeoutError`. Leaving the block early (or being
+        cancelled) closes the upstream connection; a body read to its end gives
+        the connection back to the pool.
         """
-        attempts = 1 + self.policy.retries
+        attempts = 1 + max(0, self.policy.retries)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = await self.client.session.request(
-                    method, url, data=body, headers=headers, timeout=self._timeout
+                    method,
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
                 )
-            except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
-                if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-                    raise self._timeout_error(url) from exc
-                if last or not isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
-                    raise self._unreachable(url, exc) from exc
-                await asyncio.sleep(self._backoff(attempt, None))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error, retryable = self._transport_error(exc, url)
+                if last or not retryable:
+                    raise error from exc
+                await self._pause(attempt, None, method, url, type(exc).__name__)
                 continue
             if response.status >= 400:
                 try:
-                    payload = await response.read()
+                    reply = Reply(response.status, response.headers, await response.read())
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise self._transport_error(exc, url)[0] from exc
                 finally:
                     response.release()
-                if response.status in RETRY_STATUSES and not last:
-                    await asyncio.sleep(self._backoff(attempt, response.headers.get("Retry-After")))
+                if (
+                    not last
+                    and reply.status in RETRY_STATUSES
+                    and await self._pause(
+                        attempt, reply.headers.get("Retry-After"), method, url, reply.status
+                    )
+                ):
                     continue
-                self.check(Reply(response.status, response.headers, payload), parse_error)
+                self.check(reply, parse_error)
             try:
                 yield response
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                if isinstance(exc, TimeoutError):
+                    raise self._timeout_error() from exc
                 raise MalformedUpstreamError(
-                    f"The {self.backend} backend's stream was cut off: {exc}", backend=self.backend
+                    f"The {self.backend} backend's stream was cut off: {exc}",
+                    backend=self.backend,
                 ) from exc
             except TimeoutError as exc:
-                raise self._timeout_error(url) from exc
+                if isinstance(exc, UpstreamError):
+                    raise
+                raise self._timeout_error() from exc
             finally:
-                response.close()
+                if response.content.at_eof() and not response.content.exception():
+                    response.release()
+                else:
+                    response.close()
             return
 
     def check(self, reply: Reply, parse_error: MessageParser | None = None) -> Reply:
-        """Return ``reply`` if its status is OK, else raise it as an upstream error."""
+        """Return ``reply`` if its status is OK, else raise it as an upstream error.
+
+        A 4xx keeps its status; 503 and 504 keep theirs; any other 5xx is a 502.
+        When ``parse_error`` returns an :class:`UpstreamDetail`, its message,
+        type, param and code are passed through unchanged; a plain message is
+        prefixed with the backend's name and status.
+        """
         if reply.ok:
             return reply
-        message = None
+        raise self.status_error(reply.status, reply.body, parse_error)
+
+    def status_error(
+        self, status: int, body: bytes, parse_error: MessageParser | None = None
+    ) -> UpstreamStatusError:
+        """The error for an upstream's error ``status`` with its ``body``."""
+        found: str | UpstreamDetail | None = None
         if parse_error is not None:
             try:
-                message = parse_error(reply.body)
+                found = parse_error(body)
             except (msgspec.DecodeError, ValueError, TypeError):
-                message = None
-        if not message:
-            text = reply.body[:300].decode("utf-8", "replace").strip()
-            message = text or f"HTTP {reply.status}"
-        status = reply.status if reply.status < 500 else 502
-        if reply.status == 504:
-            status = 504
-        raise UpstreamStatusError(
-            f"The {self.backend} backend answered {reply.status}: {message}",
-            status=status,
+                found = None
+        shown = status if status < 500 or status in _KEPT_5XX else 502
+        if isinstance(found, UpstreamDetail):
+            return UpstreamStatusError(
+                found.message,
+                status=shown,
+                backend=self.backend,
+                error_type=found.type or (None if status < 500 else "upstream_error"),
+                param=found.param,
+                code=found.code,
+            )
+        message = found or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
+        return UpstreamStatusError(
+            f"The {self.backend} backend answered {status}: {message}",
+            status=shown,
             backend=self.backend,
-            error_type=None if reply.status < 500 else "upstream_error",
-            code=f"upstream_{reply.status}",
+            error_type=None if status < 500 else "upstream_error",
+            code=f"upstream_{status}",
         )
 
-    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+    # -- internals ----------------------------------------------------------
+
+    async def _pause(
+        self, attempt: int, retry_after: str | None, method: str, url: str, why: object
+    ) -> bool:
+        """Sleep before the next attempt; False when ``Retry-After`` asks too long a wait."""
+        delay = self._backoff(attempt, retry_after)
+        if delay is None:
+            log.info("%s: %s %s -> %s, Retry-After too long", self.backend, method, url, why)
+            return False
+        log.info("%s: %s %s -> %s, retry in %.2fs", self.backend, method, url, why, delay)
+        await _sleep(delay)
+        return True
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float | None:
         if retry_after is not None:
             delay = _parse_retry_after(retry_after)
             if delay is not None:
-                return min(delay, self.policy.retry_after_max)
+                return delay if delay <= self.policy.retry_after_max else None
         base = min(self.policy.backoff_max, self.policy.backoff_base * (2**attempt))
         return random.uniform(base / 2, base)
 
-    def _timeout_error(self, url: str) -> UpstreamTimeoutError:
+    def _transport_error(self, exc: BaseException, url: str) -> tuple[UpstreamError, bool]:
+        """The error for a failed attempt, and whether another attempt is safe."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return self._timeout_error(), True  # nothing was sent yet
+        if isinstance(exc, TimeoutError):
+            return self._timeout_error(), False
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return self._unreachable(exc), False
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
+            return self._unreachable(exc), True
+        if isinstance(exc, aiohttp.ClientOSError):
+            return self._unreachable(exc), True
+        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+            error = MalformedUpstreamError(
+                f"The {self.backend} backend sent a reply that is not valid HTTP: {exc}",
+                backend=self.backend,
+            )
+            return error, False
+        return self._unreachable(exc), False
+
+    def _timeout_error(self) -> UpstreamTimeoutError:
         return UpstreamTimeoutError(
             f"The {self.backend} backend did not answer in time.", backend=self.backend
         )
 
-    def _unreachable(self, url: str, exc: BaseException) -> UpstreamUnavailableError:
+    def _unreachable(self, exc: BaseException) -> UpstreamUnavailableError:
         return UpstreamUnavailableError(
             f"The {self.backend} backend could not be reached: {type(exc).__name__}.",
             backend=self.backend,
@@ -257,14 +362,17 @@ class BoundClient:
 
 
 def _parse_retry_after(value: str) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay or HTTP date), or None."""
+    value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    if parsed is None:
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _json_dumps(obj: Any) -> str:

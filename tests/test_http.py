@@ -1,0 +1,317 @@
+"""The shared HTTP client against aioresponses: retries, Retry-After, error mapping."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+from aioresponses import core as aioresponses_core
+
+from translator import http as http_module
+from translator.errors import (
+    MalformedUpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from translator.http import BoundClient, HttpClient, HttpPolicy, UpstreamDetail
+
+URL = "http://upstream.test/v1/thing"
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Backoff pauses are recorded instead of slept."""
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(http_module, "_sleep", sleep)
+    return slept
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[BoundClient]:
+    shared = HttpClient()
+    yield shared.bind("up", HttpPolicy(retries=2))
+    await shared.aclose()
+
+
+class _Response(aiohttp.ClientResponse):
+    """aioresponses builds responses without the ``stream_writer`` newer aiohttp wants."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+@contextmanager
+def mock_http() -> Iterator[aioresponses]:
+    """``aioresponses()``, working with the installed aiohttp."""
+    with (
+        patch.object(aioresponses_core, "ClientResponse", _Response),
+        aioresponses() as m,
+    ):
+        yield m
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    with mock_http() as m:
+        yield m
+
+
+def calls(m: aioresponses) -> int:
+    return sum(len(v) for v in m.requests.values())
+
+
+async def test_a_503_then_success_is_retried_honouring_retry_after(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, status=503, headers={"Retry-After": "0"}, body=b"busy")
+    mocked.post(URL, status=200, body=b'{"ok": true}')
+    reply = await client.send("POST", URL, body=b"{}")
+    assert (reply.status, reply.body) == (200, b'{"ok": true}')
+    assert calls(mocked) == 2
+    assert pauses == [0.0]
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+async def test_each_retry_status_is_retried(
+    client: BoundClient, mocked: aioresponses, pauses: list[float], status: int
+) -> None:
+    mocked.post(URL, status=status)
+    mocked.post(URL, status=200, body=b"fine")
+    assert (await client.send("POST", URL)).status == 200
+    assert calls(mocked) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 500])
+async def test_other_statuses_are_not_retried(
+    client: BoundClient, mocked: aioresponses, pauses: list[float], status: int
+) -> None:
+    mocked.post(URL, status=status, body=b"no")
+    mocked.post(URL, status=200)
+    reply = await client.send("POST", URL)
+    assert reply.status == status
+    assert calls(mocked) == 1
+    assert pauses == []
+
+
+async def test_retries_give_up_and_return_the_last_error(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, status=502, repeat=True)
+    reply = await client.send("POST", URL)
+    assert reply.status == 502
+    assert calls(mocked) == 3
+    assert len(pauses) == 2
+
+
+async def test_backoff_grows_exponentially_with_jitter(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, status=503, repeat=True)
+    await client.send("POST", URL)
+    first, second = pauses
+    assert 0.125 <= first <= 0.25
+    assert 0.25 <= second <= 0.5
+
+
+async def test_retry_false_sends_once(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, status=503, repeat=True)
+    assert (await client.send("POST", URL, retry=False)).status == 503
+    assert calls(mocked) == 1
+
+
+async def test_a_retry_after_longer_than_allowed_is_not_waited_for(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, status=429, headers={"Retry-After": "3600"}, body=b"slow down")
+    mocked.post(URL, status=200)
+    reply = await client.send("POST", URL)
+    assert reply.status == 429
+    assert calls(mocked) == 1
+    assert pauses == []
+
+
+async def test_retry_after_as_an_http_date(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    when = email.utils.formatdate(time.time() + 5, usegmt=True)
+    mocked.post(URL, status=503, headers={"Retry-After": when})
+    mocked.post(URL, status=200)
+    assert (await client.send("POST", URL)).status == 200
+    [pause] = pauses
+    assert 3.0 <= pause <= 5.0
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0", 0.0), ("2", 2.0), ("1.5", 1.5), ("-4", 0.0), ("soon", None), ("nan", None), ("", None)],
+)
+def test_parse_retry_after(value: str, seconds: float | None) -> None:
+    assert http_module._parse_retry_after(value) == seconds
+
+
+async def test_connection_errors_are_retried(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, exception=aiohttp.ServerDisconnectedError())
+    mocked.post(URL, status=200, body=b"ok")
+    assert (await client.send("POST", URL)).body == b"ok"
+    assert len(pauses) == 1
+
+
+async def test_a_read_timeout_is_a_504_and_not_retried(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, exception=aiohttp.SocketTimeoutError("read"))
+    mocked.post(URL, status=200)
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        await client.send("POST", URL)
+    assert caught.value.status == 504
+    assert caught.value.to_openai()["error"]["code"] == "upstream_timeout"
+    assert calls(mocked) == 1
+
+
+async def test_a_connect_timeout_is_retried_then_a_504(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, exception=aiohttp.ConnectionTimeoutError("connect"), repeat=True)
+    with pytest.raises(UpstreamTimeoutError):
+        await client.send("POST", URL)
+    assert calls(mocked) == 3
+
+
+async def test_a_broken_reply_is_a_502_malformed(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    mocked.post(URL, exception=aiohttp.ClientPayloadError("truncated"))
+    with pytest.raises(MalformedUpstreamError) as caught:
+        await client.send("POST", URL)
+    assert caught.value.status == 502
+
+
+async def test_an_invalid_url_is_a_502_not_a_crash(client: BoundClient) -> None:
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await client.send("POST", "not a url")
+    assert caught.value.status == 502
+
+
+# -- check: upstream errors as OpenAI errors -----------------------------------
+
+
+def reply(status: int, body: bytes) -> http_module.Reply:
+    return http_module.Reply(status, {}, body)
+
+
+def test_check_passes_an_ok_reply(client: BoundClient) -> None:
+    ok = reply(200, b"{}")
+    assert client.check(ok) is ok
+
+
+@pytest.mark.parametrize(
+    ("upstream", "shown", "error_type"),
+    [
+        (400, 400, "invalid_request_error"),
+        (401, 401, "authentication_error"),
+        (404, 404, "not_found_error"),
+        (429, 429, "rate_limit_error"),
+        (500, 502, "upstream_error"),
+        (502, 502, "upstream_error"),
+        (503, 503, "upstream_error"),
+        (504, 504, "upstream_error"),
+    ],
+)
+def test_check_maps_statuses(
+    client: BoundClient, upstream: int, shown: int, error_type: str
+) -> None:
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(reply(upstream, b"went wrong"))
+    error = caught.value
+    assert (error.status, error.error_type) == (shown, error_type)
+    assert error.message == f"The up backend answered {upstream}: went wrong"
+    assert error.code == f"upstream_{upstream}"
+
+
+def test_check_with_a_message_parser(client: BoundClient) -> None:
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(reply(422, b'{"detail": "bad"}'), lambda body: body.decode()[12:15])
+    assert caught.value.message == "The up backend answered 422: bad"
+
+
+def test_check_passes_an_upstream_detail_through(client: BoundClient) -> None:
+    def parse(body: bytes) -> UpstreamDetail:
+        return UpstreamDetail(
+            "Invalid 'temperature'", type="invalid_request_error", param="temperature", code="bad"
+        )
+
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(reply(400, b"..."), parse)
+    assert caught.value.to_openai() == {
+        "error": {
+            "message": "Invalid 'temperature'",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "bad",
+        }
+    }
+    assert caught.value.status == 400
+
+
+def test_check_survives_a_parser_that_fails(client: BoundClient) -> None:
+    def parse(body: bytes) -> str:
+        raise ValueError("not json")
+
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(reply(400, b"<html>oops</html>"), parse)
+    assert caught.value.message.endswith("<html>oops</html>")
+
+
+def test_check_of_an_empty_body(client: BoundClient) -> None:
+    with pytest.raises(UpstreamStatusError, match="answered 503: HTTP 503"):
+        client.check(reply(503, b""))
+
+
+async def test_one_pooled_session_shared_by_bound_clients() -> None:
+    shared = HttpClient()
+    a, b = shared.bind("a"), shared.bind("b")
+    assert a.client.session is b.client.session
+    session = shared.session
+    await shared.aclose()
+    assert session.closed
+    await shared.aclose()
+
+
+def test_policy_timeouts() -> None:
+    timeout = HttpPolicy(connect_timeout=1, read_timeout=2, total_timeout=3).timeout()
+    assert (timeout.sock_connect, timeout.sock_read, timeout.total) == (1, 2, 3)
+
+
+async def test_a_form_factory_is_built_for_each_attempt(
+    client: BoundClient, mocked: aioresponses, pauses: list[float]
+) -> None:
+    built: list[aiohttp.FormData] = []
+
+    def form() -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field("file", b"bytes", filename="a.txt")
+        built.append(data)
+        return data
+
+    mocked.post(URL, status=503)
+    mocked.post(URL, status=200)
+    assert (await client.send("POST", URL, data=form)).status == 200
+    assert len(built) == 2
