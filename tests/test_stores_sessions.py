@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from translator.model import (
@@ -185,11 +186,60 @@ async def test_a_session_never_exceeds_the_cap() -> None:
     store = MemorySessionStore(max_messages=7)
     for i in range(30):
         await store.append("s", tool_turn() if i % 3 else turn(i))
-        assert len(await store.load("s")) <= 7
+        loaded = await store.load("s")
+        assert len(loaded) <= 7
+        assert store.used == sum(len(msgspec.json.encode(m)) for m in loaded)
+
+
+# -- the byte bound -------------------------------------------------------------
+
+
+def big_turn(n: int) -> list[Message]:
+    return [UserMessage(f"question {n} " + "x" * 1000), AssistantMessage(content=f"answer {n}")]
+
+
+async def test_beyond_max_bytes_the_longest_idle_sessions_are_evicted() -> None:
+    clock = Clock()
+    store = MemorySessionStore(max_bytes=3500, clock=clock)
+    for name in ("a", "b", "c"):
+        await store.append(name, big_turn(1))
+        clock.now += 1
+    await store.load("a")
+    await store.append("d", big_turn(1))
+    assert ("a" in store, "b" in store, "c" in store, "d" in store) == (True, False, True, True)
+    assert store.used <= 3500
+
+
+async def test_a_session_over_max_bytes_loses_its_oldest_turns() -> None:
+    store = MemorySessionStore(max_bytes=2500)
+    await store.append("s", [SystemMessage("rules"), *big_turn(1)])
+    await store.append("s", big_turn(2))
+    await store.append("s", big_turn(3))
+    loaded = await store.load("s")
+    assert isinstance(loaded[0], SystemMessage)
+    assert [m.content for m in loaded[1:] if isinstance(m, AssistantMessage)] == [
+        "answer 2",
+        "answer 3",
+    ]
+    assert store.used <= 2500
+
+
+async def test_bytes_are_given_back_when_sessions_go() -> None:
+    clock = Clock()
+    store = MemorySessionStore(idle_ttl=10, clock=clock)
+    await store.append("a", [SystemMessage("rules"), *turn(1)])
+    await store.append("a", [SystemMessage("other rules"), *turn(2)])
+    await store.append("b", turn(1))
+    assert store.used > 0
+    await store.clear("b")
+    clock.now += 11
+    assert store.live_sessions() == 0
+    assert store.used == 0
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_sessions": 0}, {"max_messages": 0}, {"idle_ttl": 0}, {"idle_ttl": -1}]
+    "kwargs",
+    [{"max_sessions": 0}, {"max_messages": 0}, {"max_bytes": 0}, {"idle_ttl": 0}, {"idle_ttl": -1}],
 )
 def test_bounds_must_be_positive(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="positive"):

@@ -171,11 +171,11 @@ class Translator:
     ) -> Completion:
         """Answer a request as a whole."""
         request, report, target, session_id, retain = self._prepare(body, backend, mode)
-        turn = None
+        turn = echo = None
         if session_id is not None:
             turn = await self._join(target, request, session_id, retain)
+            echo = session_id if turn is not None else request.session
         response = await target.complete(request)
-        echo = session_id if turn is not None else request.session
         self._finish(response, request, backend, echo)
         if turn is not None:
             await turn.record(answer_message(response))
@@ -189,10 +189,10 @@ class Translator:
         options = request.stream_options
         include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
         request, report, target, session_id, retain = self._prepare(request, backend, mode)
-        turn = None
+        turn = echo = None
         if session_id is not None:
             turn = await self._join(target, request, session_id, retain)
-        echo = session_id if turn is not None else request.session
+            echo = session_id if turn is not None else request.session
         if target.matrix.treatment("stream", True) is Treatment.EMULATED:
             chunks = self._emulate(target, request, backend, include_usage, echo)
         else:

@@ -16,6 +16,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 from ..model import (
     DeveloperMessage,
     FunctionMessage,
@@ -64,26 +66,39 @@ class SessionStore(abc.ABC):
 
 
 class _Session:
-    __slots__ = ("instructions", "touched", "turns")
+    __slots__ = ("instructions", "sizes", "touched", "turns", "used")
 
     def __init__(self, touched: float) -> None:
         self.instructions: list[Message] = []
         self.turns: list[Message] = []
+        self.sizes: list[int] = []  # each turn message's encoded size, beside ``turns``
+        self.used = 0  # bytes: instructions and turns
         self.touched = touched
+
+    def drop_turns(self, n: int) -> int:
+        """Drop the ``n`` oldest turn messages; the bytes freed."""
+        freed = sum(self.sizes[:n])
+        del self.turns[:n], self.sizes[:n]
+        self.used -= freed
+        return freed
 
 
 class MemorySessionStore(SessionStore):
-    """Sessions in memory, bounded three ways.
+    """Sessions in memory, bounded four ways.
 
     - ``idle_ttl`` seconds without a load or an append, and a session expires.
     - At most ``max_sessions``: a new session beyond that evicts the one idle
       the longest.
     - At most ``max_messages`` turn messages per session (the instructions are
-      kept apart and not counted). Beyond that the oldest turns are dropped
-      whole: the history restarts at a user message, so it never opens with an
-      answer or a tool result whose question is gone. When the newest turn
-      alone is longer than the cap, its last ``max_messages`` messages are
-      kept, less any tool results at their head.
+      kept apart and not counted).
+    - At most ``max_bytes`` of messages in all (as JSON): beyond that the
+      sessions idle the longest are evicted; a single session larger than that
+      loses its oldest turns.
+
+    Turns are dropped oldest first and whole: the kept history restarts at a
+    user message, so it never opens with an answer or a tool result whose
+    question is gone. When the newest turn alone is over a bound, its tail is
+    kept, less any tool results at its head; the newest message always stays.
 
     Every method runs without awaiting, so on one event loop each call is
     atomic: concurrent requests to one session never interleave their
@@ -96,14 +111,17 @@ class MemorySessionStore(SessionStore):
         max_sessions: int = 10_000,
         idle_ttl: float = 3600.0,
         max_messages: int = 200,
+        max_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_sessions < 1 or max_messages < 1 or idle_ttl <= 0:
-            raise ValueError("max_sessions, max_messages and idle_ttl must be positive")
+        if min(max_sessions, max_messages, max_bytes) < 1 or idle_ttl <= 0:
+            raise ValueError("max_sessions, max_messages, max_bytes and idle_ttl must be positive")
         self.max_sessions = max_sessions
         self.idle_ttl = idle_ttl
         self.max_messages = max_messages
+        self.max_bytes = max_bytes
         self.clock = clock
+        self.used = 0
         # Least recently touched first.
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
 
@@ -126,15 +144,42 @@ class MemorySessionStore(SessionStore):
         session = self._touch(session_id, create=True)
         assert session is not None
         n = split_instructions(messages)
+        before = session.used
         if n:
+            old = sum(map(_size, session.instructions))
             session.instructions = list(messages[:n])
+            session.used += sum(map(_size, session.instructions)) - old
+        sizes = [_size(m) for m in messages[n:]]
+        session.turns.extend(messages[n:])
+        session.sizes.extend(sizes)
+        session.used += sum(sizes)
         turns = session.turns
-        turns.extend(messages[n:])
         if len(turns) > self.max_messages:
-            del turns[: _cut(turns, len(turns) - self.max_messages)]
+            session.drop_turns(_cut(turns, len(turns) - self.max_messages))
+        self.used += session.used - before
+        if self.used > self.max_bytes:
+            self._shrink(session)
 
     async def clear(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+        self._drop(self._sessions.pop(session_id, None))
+
+    def _shrink(self, current: _Session) -> None:
+        """Fit ``max_bytes``: evict the longest idle sessions, then ``current``'s oldest turns."""
+        sessions = self._sessions
+        while self.used > self.max_bytes and len(sessions) > 1:
+            self._drop(sessions.popitem(last=False)[1])
+        if self.used <= self.max_bytes:
+            return
+        excess = self.used - self.max_bytes
+        at_least = 0
+        while excess > 0 and at_least < len(current.sizes):
+            excess -= current.sizes[at_least]
+            at_least += 1
+        self.used -= current.drop_turns(_cut(current.turns, at_least))
+
+    def _drop(self, session: _Session | None) -> None:
+        if session is not None:
+            self.used -= session.used
 
     def _touch(self, session_id: str, *, create: bool) -> _Session | None:
         now = self.clock()
@@ -146,7 +191,7 @@ class MemorySessionStore(SessionStore):
                 return None
             session = sessions[session_id] = _Session(now)
             while len(sessions) > self.max_sessions:
-                sessions.popitem(last=False)
+                self._drop(sessions.popitem(last=False)[1])
         else:
             session.touched = now
             sessions.move_to_end(session_id)
@@ -159,7 +204,14 @@ class MemorySessionStore(SessionStore):
             oldest = next(iter(sessions.values()))
             if oldest.touched > deadline:
                 break
-            sessions.popitem(last=False)
+            self._drop(sessions.popitem(last=False)[1])
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _size(message: Message) -> int:
+    return len(_encoder.encode(message))
 
 
 def _cut(turns: list[Message], at_least: int) -> int:
@@ -167,7 +219,7 @@ def _cut(turns: list[Message], at_least: int) -> int:
     for i in range(at_least, len(turns)):
         if isinstance(turns[i], UserMessage):
             return i
-    i = at_least
+    i = max(0, min(at_least, len(turns) - 1))
     while i < len(turns) - 1 and isinstance(turns[i], ToolMessage | FunctionMessage):
         i += 1
     return i
