@@ -12,7 +12,7 @@ import pytest
 from translator import Translator
 from translator.backend import Backend
 from translator.compat import Matrix, Treatment, emulated, ignored, supported
-from translator.errors import UpstreamError
+from translator.errors import UpstreamError, UpstreamTimeoutError
 from translator.model import (
     AssistantMessage,
     ChatChunk,
@@ -33,6 +33,7 @@ from translator.model import (
 )
 from translator.stores import MemorySessionStore, SessionStore
 from translator.streaming import ChunkStream
+from translator.testing import MockBackend
 
 # Like a stateless upstream's matrix: the translator keeps sessions, and
 # the VLM extensions never reach the backend.
@@ -428,3 +429,32 @@ async def test_a_system_message_in_the_history_is_a_system_message(
     await translator.complete(body([user("y")], session_id="s"), "recorder")
     assert isinstance(backend.seen[1][0], SystemMessage)
     assert isinstance(backend.seen[1][1], UserMessage)
+
+
+# -- with the library's mock backend ------------------------------------------
+
+
+async def test_with_the_mock_backend_only_a_finished_stream_is_stored() -> None:
+    mock = MockBackend(matrix=[emulated("session_id", "kept by the translator")])
+    translator = Translator({"mock": mock})
+    mock.reply_stream(["half ", "an answer"], finish=False)
+    mock.reply_stream(["cut "], error=UpstreamTimeoutError("too slow"))
+    mock.reply_stream(["a whole ", "answer"])
+    mock.reply("fine")
+
+    async def read(text: str) -> None:
+        stream = await translator.stream(body([user(text)], session_id="s", stream=True), "mock")
+        async for _ in stream:
+            pass
+
+    await read("unfinished")
+    with pytest.raises(UpstreamTimeoutError):
+        await read("failing")
+    await read("whole")
+    await translator.complete(body([user("last")], session_id="s"), "mock")
+
+    assert rendered(mock.last_request.messages) == [
+        "user: whole",
+        "assistant: a whole answer",
+        "user: last",
+    ]

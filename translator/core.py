@@ -251,7 +251,7 @@ class Translator:
 async def _in_session(
     chunks: AsyncIterator[ChatChunk], session_id: str, turn: Turn | None
 ) -> AsyncIterator[ChatChunk]:
-    """Echo the session id on every chunk; record the answer once the stream is complete."""
+    """Echo the session id on every chunk; record the answer of a complete stream."""
     recorder = StreamRecorder() if turn is not None and turn.store is not None else None
     try:
         async for chunk in chunks:
@@ -260,7 +260,7 @@ async def _in_session(
             if recorder is not None:
                 recorder.add(chunk)
             yield chunk
-        if turn is not None and recorder is not None:
+        if turn is not None and recorder is not None and recorder.finished:
             await turn.record(recorder.message())
     finally:
         closer = getattr(chunks, "aclose", None)

@@ -13,7 +13,8 @@ What the backend is sent, for a request in a session with a stored history:
 
 What is stored, after a successful answer: the request's instructions (if it
 sent any), its new messages, and the answer as an assistant message with its
-tool calls. A stream is stored only once it has been read to the end.
+tool calls. A stream is stored only once it has been read to the end and
+its answer closed with a ``finish_reason``.
 """
 
 from __future__ import annotations
@@ -95,17 +96,21 @@ def _assistant(
 class StreamRecorder:
     """Gathers the first choice of a stream into the answer it adds up to."""
 
-    __slots__ = ("_calls", "_content", "_refusal")
+    __slots__ = ("_calls", "_content", "_refusal", "finished")
 
     def __init__(self) -> None:
         self._content: list[str] = []
         self._refusal: list[str] = []
         self._calls: dict[int, tuple[list[str], list[str], list[str]]] = {}
+        self.finished = False
+        """Whether the choice has been closed with a ``finish_reason``."""
 
     def add(self, chunk: ChatChunk) -> None:
         for choice in chunk.choices:
             if choice.index != 0:
                 continue
+            if choice.finish_reason is not None:
+                self.finished = True
             delta = choice.delta
             if delta.content:
                 self._content.append(delta.content)
