@@ -1,0 +1,271 @@
+"""``translator serve | translate | matrix | backends``.
+
+``translate`` prints the native request a backend would be sent on stdout and
+what the compatibility matrix did on stderr; a request the matrix (or the
+codec) refuses exits with status 2 and the OpenAI error body on stdout. Other
+failures (a bad configuration, an unknown backend) exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import msgspec
+
+from . import __version__
+from .backend import Backend, BackendContext, BackendSettings
+from .compat import Matrix, Mode, Report
+from .config import Config, ConfigError, default_data_dir, load_config
+from .errors import TranslatorError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_REJECTED = 2
+
+
+class CLIError(Exception):
+    """A failure reported as one line on stderr, exit status 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except (CLIError, ConfigError) as exc:
+        print(f"translator: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="translator",
+        description="Drive any chat backend with the OpenAI API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the OpenAI-compatible server")
+    serve.add_argument("--host", help="address to listen on (default: config, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: config, else 8080)")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    serve.add_argument("--log-level", default="INFO", type=str.upper)
+    serve.set_defaults(run=_serve)
+
+    translate = commands.add_parser(
+        "translate", help="print the native request a backend would be sent"
+    )
+    translate.add_argument("file", help="an OpenAI chat completion request (JSON), or - for stdin")
+    translate.add_argument("--backend", required=True, help="a configured backend or a plugin")
+    translate.add_argument("--config", type=Path, help="TOML configuration file")
+    translate.add_argument("--compat", choices=[m.value for m in Mode], help="override the mode")
+    translate.set_defaults(run=_translate)
+
+    matrix = commands.add_parser("matrix", help="print compatibility matrices")
+    matrix.add_argument("--backend", help="one backend (default: every one)")
+    matrix.add_argument("--format", choices=("table", "json", "rst"), default="table")
+    matrix.add_argument("--config", type=Path, help="TOML configuration file")
+    matrix.set_defaults(run=_matrix)
+
+    backends = commands.add_parser("backends", help="list the backend plugins installed")
+    backends.set_defaults(run=_backends)
+    return parser
+
+
+# -- serve ---------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import create_app, run
+    from .server.logs import setup_logging
+
+    level = logging.getLevelName(args.log_level)
+    if not isinstance(level, int):
+        raise CLIError(f"unknown log level {args.log_level!r}")
+    setup_logging(level, json=args.log_format == "json")
+    if args.config:
+        config = load_config(args.config)
+    else:
+        config = Config.default(data_dir=default_data_dir())
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    app = create_app(config)
+
+    def announce(root: str) -> None:
+        _announce(sys.stdout, root, config)
+
+    try:
+        run(app, host, port, announce=announce)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+def _announce(out: TextIO, root: str, config: Config) -> None:
+    """The base URL and an example to paste."""
+    base = f"{root}/v1/openai"
+    model = _example_model(config)
+    key = "<your key>" if config.server.api_keys or config.server.api_keys_env else "unused"
+    body = msgspec.json.encode(
+        {"model": model, "messages": [{"role": "user", "content": "Hello"}]}
+    ).decode()
+    auth = f" \\\n    -H {shlex.quote('Authorization: Bearer ' + key)}" if key != "unused" else ""
+    python = (
+        f'import openai; c = openai.OpenAI(base_url="{base}", api_key="{key}"); '
+        f'print(c.chat.completions.create(model="{model}", '
+        'messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)'
+    )
+    backends = ", ".join(config.backends)
+    out.write(
+        f"translator serving {backends}\n"
+        f"OpenAI base URL: {base}\n\n"
+        "Try it:\n"
+        f"  curl -s {base}/chat/completions \\\n"
+        f"    -H 'Content-Type: application/json'{auth} \\\n"
+        f"    -d {shlex.quote(body)}\n\n"
+        "or with the OpenAI SDK:\n"
+        f"  python -c {shlex.quote(python)}\n"
+    )
+    out.flush()
+
+
+def _example_model(config: Config) -> str:
+    for route in config.routes:
+        if not route.is_prefix:
+            return route.model
+    for route in config.routes:
+        return route.model[:-1] + "1"
+    return config.fallback_backend or next(iter(config.backends))
+
+
+# -- translate -----------------------------------------------------------------
+
+
+def _translate(args: argparse.Namespace) -> int:
+    body = _read_request(args.file)
+    backend = _build_backend(args.backend, args.config)
+    mode = Mode(args.compat) if args.compat else None
+    from .core import Translator
+
+    translator = Translator({backend.name: backend})
+    try:
+        request, report, target = translator.prepare(body, backend.name, mode=mode)
+        native = target.encode_request(request)
+    except TranslatorError as exc:
+        sys.stdout.buffer.write(exc.to_json() + b"\n")
+        sys.stdout.flush()
+        print(f"rejected: {exc.message}", file=sys.stderr)
+        return EXIT_REJECTED
+    except NotImplementedError as exc:
+        raise CLIError(str(exc)) from None
+    sys.stdout.buffer.write(_pretty(native) + b"\n")
+    sys.stdout.flush()
+    _print_report(sys.stderr, report)
+    return EXIT_OK
+
+
+def _read_request(file: str) -> bytes:
+    try:
+        return sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise CLIError(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
+def _pretty(native: bytes) -> bytes:
+    """A JSON body indented for reading; anything else as it is."""
+    try:
+        msgspec.json.decode(native)
+    except msgspec.DecodeError:
+        return native
+    return msgspec.json.format(native, indent=2)
+
+
+def _print_report(out: TextIO, report: Report) -> None:
+    if not report.actions:
+        out.write(f"{report.backend}: every field sent is supported\n")
+        return
+    for action in report.actions:
+        relaxed = " (rejected, dropped in lenient mode)" if action.relaxed else ""
+        out.write(f"{action.treatment.value} {action.path}{relaxed}: {action.reason}\n")
+
+
+# -- matrix and backends ---------------------------------------------------------
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from .compat.render import builtin_matrices, matrix_to_json, render_rst, render_table
+
+    matrices: list[Matrix]
+    if args.backend:
+        matrices = [_build_backend(args.backend, args.config).matrix]
+    elif args.config:
+        matrices = [b.matrix for b in _configured_backends(load_config(args.config))]
+    else:
+        matrices = builtin_matrices()
+    if args.format == "json":
+        sys.stdout.buffer.write(msgspec.json.format(matrix_to_json(matrices), indent=2) + b"\n")
+    elif args.format == "rst":
+        sys.stdout.write(render_rst(matrices))
+    else:
+        sys.stdout.write(render_table(matrices))
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _backends(args: argparse.Namespace) -> int:
+    from .plugins import backend_infos, get_plugin_manager
+
+    infos = backend_infos(get_plugin_manager())
+    rows = [("NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION")]
+    rows += [(i.name, i.plugin, i.distribution or "-", i.description) for i in infos]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[3]]).rstrip())
+    return EXIT_OK
+
+
+# -- building backends without a server ------------------------------------------
+
+
+def _build_backend(name: str, config_path: Path | None) -> Backend:
+    """A configured backend ``name``; without one, plugin ``name`` with default settings."""
+    from .plugins import backend_factories, get_plugin_manager
+
+    settings: BackendSettings | None = None
+    if config_path is not None:
+        settings = load_config(config_path).backends.get(name)
+    factories = backend_factories(get_plugin_manager())
+    if settings is None:
+        if name not in factories:
+            known = ", ".join(sorted(factories))
+            where = "configured or a plugin" if config_path else "a plugin"
+            raise CLIError(f"no backend {name!r} is {where} (plugins: {known})")
+        settings = BackendSettings(plugin=name)
+    factory = factories.get(settings.plugin)
+    if factory is None:
+        raise CLIError(f"backend {name!r}: no plugin named {settings.plugin!r}")
+    return factory.create(name, settings, BackendContext())
+
+
+def _configured_backends(config: Config) -> list[Backend]:
+    from .plugins import backend_factories, get_plugin_manager
+
+    factories = backend_factories(get_plugin_manager())
+    backends: list[Backend] = []
+    for name, settings in config.backends.items():
+        factory = factories.get(settings.plugin)
+        if factory is None:
+            raise CLIError(f"backend {name!r}: no plugin named {settings.plugin!r}")
+        backends.append(factory.create(name, settings, BackendContext()))
+    return backends

@@ -1,0 +1,230 @@
+"""The server's TOML configuration, decoded into structs.
+
+::
+
+    default_backend = "agent"          # models no route names go here
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    api_keys_env = "TRANSLATOR_API_KEYS"   # or api_keys = ["..."]
+    compat = "strict"                      # default compat mode for every backend
+    data_dir = "/var/lib/translator"       # uploaded files; in memory when unset
+
+    [server.limits]
+    max_body_bytes = 33554432
+    max_messages = 2048
+    request_timeout = 600.0
+
+    [backends.agent]                   # a translator.backend.BackendSettings
+    plugin = "vlm-agent"
+    base_url = "https://agent.example.com/v1"
+    api_key_env = "VLMRUN_API_KEY"
+
+    [[routes]]
+    model = "vlm-agent-*"              # a trailing * matches a prefix
+    backend = "agent"
+
+A bad file raises :class:`ConfigError`, whose message names the file and the
+key at fault.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from .backend import BackendSettings
+from .compat import Mode
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Limits",
+    "Route",
+    "ServerSettings",
+    "default_data_dir",
+    "load_config",
+    "parse_config",
+]
+
+Positive = Annotated[int, Meta(gt=0)]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class Limits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What one request may ask of the server."""
+
+    max_body_bytes: Positive = 32 * 1024 * 1024
+    """Largest JSON request body; a larger one is a 413."""
+    max_file_bytes: Positive = 512 * 1024 * 1024
+    """Largest file uploaded through ``/v1/files``; a larger one is a 413."""
+    max_messages: Positive = 2048
+    """Most messages in one chat request; more is a 400."""
+    request_timeout: Annotated[float, Meta(gt=0)] = 600.0
+    """Seconds one request may take, a whole stream included; past it, a 504."""
+
+
+class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[server]`` table."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    api_keys: list[Annotated[str, Meta(min_length=1)]] = msgspec.field(default_factory=list)
+    api_keys_env: str | None = None
+    """An environment variable holding the API keys, comma-separated."""
+    limits: Limits = msgspec.field(default_factory=Limits)
+    compat: Mode | None = None
+    """The compat mode for every backend; unset, each backend's own mode holds."""
+    data_dir: str | None = None
+    """Where uploaded files are kept; unset, they are kept in memory."""
+
+    def resolve_api_keys(self, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """Every accepted key; an ``api_keys_env`` that is not set is an error, never open."""
+        keys = list(self.api_keys)
+        if self.api_keys_env is not None:
+            env = os.environ if environ is None else environ
+            value = env.get(self.api_keys_env)
+            if value is None:
+                raise ConfigError(
+                    f"server.api_keys_env names {self.api_keys_env}, which is not set; "
+                    "refusing to start without the API keys it should hold"
+                )
+            keys.extend(k.strip() for k in value.split(",") if k.strip())
+            if not keys:
+                raise ConfigError(f"server.api_keys_env: {self.api_keys_env} holds no keys")
+        return tuple(keys)
+
+
+class Route(msgspec.Struct, forbid_unknown_fields=True):
+    """A ``[[routes]]`` entry: requests for ``model`` go to ``backend``."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    """An exact model name, or a prefix ending in ``*``."""
+    backend: str
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.model.endswith("*")
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration file."""
+
+    default_backend: str | None = None
+    """Where a model no route names goes; with one backend, that backend."""
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    backends: dict[str, BackendSettings] = msgspec.field(default_factory=dict)
+    routes: list[Route] = msgspec.field(default_factory=list)
+
+    @classmethod
+    def default(cls, *, data_dir: str | None = None) -> Config:
+        """No file: every model through the ``echo`` backend."""
+        return cls(
+            default_backend="echo",
+            server=ServerSettings(data_dir=data_dir),
+            backends={"echo": BackendSettings(plugin="echo")},
+        )
+
+    @property
+    def fallback_backend(self) -> str | None:
+        """The backend for a model no route names, if any."""
+        if self.default_backend is not None:
+            return self.default_backend
+        if len(self.backends) == 1:
+            return next(iter(self.backends))
+        return None
+
+    def check(self) -> None:
+        """Cross-references: every route and the default name a configured backend."""
+        if not self.backends:
+            raise ConfigError("no backends are configured; add a [backends.NAME] table")
+        known = ", ".join(sorted(self.backends))
+        if self.default_backend is not None and self.default_backend not in self.backends:
+            raise ConfigError(
+                f"default_backend: no backend named {self.default_backend!r} (configured: {known})"
+            )
+        for i, route in enumerate(self.routes):
+            if route.backend not in self.backends:
+                raise ConfigError(
+                    f"routes[{i}].backend: no backend named {route.backend!r} (configured: {known})"
+                )
+            if "*" in route.model[:-1]:
+                raise ConfigError(
+                    f"routes[{i}].model: '*' may only end a model pattern (got {route.model!r})"
+                )
+
+
+class _File(Config, kw_only=True, forbid_unknown_fields=True):
+    """The file as read: each backend table is decoded on its own, to name it in errors."""
+
+    backends: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)  # type: ignore[assignment]
+
+
+def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
+    """Decode and check a TOML configuration; :class:`ConfigError` names the bad key."""
+    try:
+        raw = msgspec.toml.decode(text, type=_File)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_explain(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    backends: dict[str, BackendSettings] = {}
+    for name, table in raw.backends.items():
+        try:
+            backends[name] = msgspec.convert(table, BackendSettings)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{source}: backends.{name}.{_explain(str(exc))}") from None
+    config = Config(
+        default_backend=raw.default_backend,
+        server=raw.server,
+        backends=backends,
+        routes=raw.routes,
+    )
+    if not config.backends:
+        defaults = Config.default()
+        config.backends = defaults.backends
+        if config.default_backend is None:
+            config.default_backend = defaults.default_backend
+    try:
+        config.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check the TOML configuration file at ``path``."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    return parse_config(text, source=str(path))
+
+
+def default_data_dir() -> str:
+    """Where ``translator serve`` keeps uploaded files when no configuration says."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return os.path.join(base, "translator", "files")
+
+
+def _explain(message: str) -> str:
+    """msgspec's ``Expected `int`, got `str` - at `$.server.port``` as ``server.port: ...``."""
+    text, sep, where = message.partition(" - at `$")
+    path = where.rstrip("`").lstrip(".") if sep else ""
+    for prefix, what in (
+        ("Object contains unknown field `", "unknown key"),
+        ("Object missing required field `", "required key is missing"),
+    ):
+        if text.startswith(prefix):
+            key = text[len(prefix) :].rstrip("`")
+            return f"{path + '.' if path else ''}{key}: {what}"
+    return f"{path}: {text}" if path else text

@@ -1,0 +1,10 @@
+"""The OpenAI-compatible HTTP server: ``create_app(config)``, and running it.
+
+Mount it in an aiohttp application of your own, or run it with
+:func:`run` / ``translator serve``.
+"""
+
+from .app import PREFIXES, TRANSLATOR, create_app
+from .runner import run, serving
+
+__all__ = ["PREFIXES", "TRANSLATOR", "create_app", "run", "serving"]

@@ -1,0 +1,176 @@
+"""The aiohttp application: :func:`create_app` builds it once, ready to mount.
+
+Every route is served under ``/v1`` and again under ``/v1/openai`` (the base
+URL OpenAI SDK users are given). Everything a request needs (the translator,
+the router, pre-encoded static bodies) is built here, not per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import pluggy
+from aiohttp import web
+
+from ..backend import BackendContext
+from ..config import Config, ConfigError
+from ..core import Translator
+from ..errors import ModelNotFoundError
+from ..stores import DiskFileStore, FileStore, MemoryFileStore, MemorySessionStore
+from .chat import ChatHandler
+from .files import FileHandlers
+from .middleware import Handler, edge_middleware, public
+from .routing import Router
+
+__all__ = ["PREFIXES", "TRANSLATOR", "create_app"]
+
+log = logging.getLogger("translator.server")
+
+PREFIXES = ("/v1", "/v1/openai")
+TRANSLATOR = web.AppKey("translator", Translator)
+"""The app's :class:`Translator`, for embedders: ``app[TRANSLATOR]``."""
+
+_encoder = msgspec.json.Encoder()
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: Literal["model"] = "model"
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelCard]
+    object: Literal["list"] = "list"
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    translator: Translator | None = None,
+    plugin_manager: pluggy.PluginManager | None = None,
+    files: FileStore | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> web.Application:
+    """The server for ``config`` (default: every model through ``echo``).
+
+    Pass ``translator`` to serve backends built elsewhere (the caller then
+    closes it); otherwise the backends are built from ``config`` through the
+    plugins of ``plugin_manager`` and closed when the app shuts down. ``files``
+    replaces the store ``config`` names (``server.data_dir``, else memory).
+    Raises :class:`~translator.config.ConfigError` for a configuration that
+    cannot be served.
+    """
+    config = config or Config.default()
+    settings = config.server
+    api_keys = settings.resolve_api_keys(environ)
+    store = files or _file_store(settings.data_dir)
+    owned = translator is None
+    if translator is None:
+        config.check()
+        context = BackendContext(files=store, fetcher=_fetcher())
+        try:
+            translator = Translator.from_settings(
+                config.backends,
+                plugin_manager=plugin_manager,
+                context=context,
+                sessions=MemorySessionStore(),
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    router = _router(config, list(translator.backends))
+    app = web.Application(middlewares=[edge_middleware(api_keys)])
+    app[TRANSLATOR] = translator
+
+    chat = ChatHandler(translator, router, settings.limits, settings.compat)
+    file_routes = FileHandlers(store, settings.limits.max_file_bytes)
+    models = _models_handlers(router)
+    for prefix in PREFIXES:
+        app.router.add_post(f"{prefix}/chat/completions", chat.handle)
+        app.router.add_get(f"{prefix}/models", models[0], allow_head=False)
+        app.router.add_get(f"{prefix}/models/{{model:.+}}", models[1], allow_head=False)
+        app.router.add_post(f"{prefix}/files", file_routes.create)
+        app.router.add_get(f"{prefix}/files", file_routes.list, allow_head=False)
+        app.router.add_get(f"{prefix}/files/{{file_id}}", file_routes.retrieve, allow_head=False)
+        app.router.add_delete(f"{prefix}/files/{{file_id}}", file_routes.delete)
+        app.router.add_get(
+            f"{prefix}/files/{{file_id}}/content", file_routes.content, allow_head=False
+        )
+        app.router.add_get(f"{prefix}/health", health)
+    app.router.add_get("/health", health)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        log.info("serving backends: %s", ", ".join(router.backends))
+        yield
+        if owned:
+            await translator.aclose()
+            fetcher = translator.context.fetcher
+            closer = getattr(fetcher, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+_HEALTH = _encoder.encode({"status": "ok"})
+
+
+@public
+async def health(request: web.Request) -> web.Response:
+    """``{"status": "ok"}``, without an API key: for probes and SDKs checking the server."""
+    return web.Response(body=_HEALTH, content_type="application/json")
+
+
+def _models_handlers(router: Router) -> tuple[Handler, Handler]:
+    created = int(time.time())
+    listing = _encoder.encode(
+        ModelList([ModelCard(m, created, backend) for m, backend in router.models()])
+    )
+
+    async def list_models(request: web.Request) -> web.Response:
+        return web.Response(body=listing, content_type="application/json")
+
+    async def retrieve_model(request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        try:
+            backend = router.backend_for(model)
+        except ModelNotFoundError as exc:
+            exc.param = None
+            raise
+        card = ModelCard(model, created, backend)
+        return web.Response(body=_encoder.encode(card), content_type="application/json")
+
+    return list_models, retrieve_model
+
+
+def _router(config: Config, backends: list[str]) -> Router:
+    known = ", ".join(backends)
+    for i, route in enumerate(config.routes):
+        if route.backend not in backends:
+            raise ConfigError(
+                f"routes[{i}].backend: no backend named {route.backend!r} (serving: {known})"
+            )
+    default = config.fallback_backend
+    if default is not None and default not in backends:
+        default = backends[0] if len(backends) == 1 else None
+    return Router(config.routes, backends, default)
+
+
+def _file_store(data_dir: str | None) -> FileStore:
+    if data_dir is None:
+        return MemoryFileStore()
+    return DiskFileStore(Path(data_dir).expanduser())
+
+
+def _fetcher() -> object:
+    """The guarded media fetcher backends use for remote images and files."""
+    from ..fetch import MediaFetcher
+
+    return MediaFetcher()

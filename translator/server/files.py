@@ -1,0 +1,169 @@
+"""``/v1/files``: what the OpenAI SDK's ``files.create``, ``list``, ``retrieve``,
+``delete`` and ``content`` do, over a :class:`~translator.stores.FileStore`."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import quote
+
+import msgspec
+from aiohttp import BodyPartReader, web
+
+from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from ..stores import FileObject, FileStore
+
+__all__ = ["FileHandlers"]
+
+_encoder = msgspec.json.Encoder()
+_MAX_LIST = 10_000
+_MAX_FIELD = 1024
+
+
+class FileList(msgspec.Struct):
+    data: list[FileObject]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+    object: Literal["list"] = "list"
+
+
+class FileDeleted(msgspec.Struct):
+    id: str
+    deleted: bool
+    object: Literal["file"] = "file"
+
+
+def _json(obj: msgspec.Struct) -> web.Response:
+    return web.Response(body=_encoder.encode(obj), content_type="application/json")
+
+
+def _not_found(file_id: str) -> NotFoundError:
+    return NotFoundError(f"No such File object: {file_id}", param="id")
+
+
+class FileHandlers:
+    """The file routes over one store."""
+
+    def __init__(self, store: FileStore, max_bytes: int) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+
+    async def create(self, request: web.Request) -> web.Response:
+        """Multipart upload: a ``file`` part and a ``purpose`` field."""
+        if request.content_type != "multipart/form-data":
+            raise InvalidRequestError(
+                "Upload files as multipart/form-data with 'file' and 'purpose' fields "
+                f"(got '{request.content_type}').",
+                code="unsupported_media_type",
+                status=415,
+            )
+        length = request.content_length
+        if length is not None and length > self.max_bytes + 64 * 1024:
+            raise PayloadTooLargeError(
+                f"The upload is {length} bytes; this server accepts files of at most "
+                f"{self.max_bytes} bytes.",
+                param="file",
+            )
+        upload: tuple[str, str, bytes] | None = None
+        purpose: str | None = None
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue  # a nested multipart is no field the API defines
+            if part.name == "file":
+                data = await self._read(part, self.max_bytes, "file")
+                content_type = part.headers.get("Content-Type", "application/octet-stream")
+                upload = (part.filename or "upload", content_type, data)
+            elif part.name == "purpose":
+                purpose = (await self._read(part, _MAX_FIELD, "purpose")).decode(errors="replace")
+            else:
+                await part.release()
+        if upload is None:
+            raise InvalidRequestError("Missing required parameter: 'file'.", param="file")
+        if not purpose:
+            raise InvalidRequestError("Missing required parameter: 'purpose'.", param="purpose")
+        filename, content_type, data = upload
+        return _json(await self.store.put(filename, content_type, data, purpose))
+
+    @staticmethod
+    async def _read(part: BodyPartReader, limit: int, name: str) -> bytes:
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            data += chunk
+            if len(data) > limit:
+                raise PayloadTooLargeError(
+                    f"'{name}' is over {limit} bytes, the most this server accepts.", param=name
+                )
+        return bytes(data)
+
+    async def list(self, request: web.Request) -> web.Response:
+        """Newest first (``order=asc`` for oldest first), ``after`` an id, ``limit`` at most."""
+        query = request.query
+        files = await self.store.list(query.get("purpose") or None)
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequestError(
+                f"'order' must be 'asc' or 'desc' (got '{order}').", param="order"
+            )
+        if order == "asc":
+            files.reverse()
+        after = query.get("after")
+        if after:
+            ids = [f.id for f in files]
+            files = files[ids.index(after) + 1 :] if after in ids else []
+        limit = _limit(query.get("limit"))
+        page = files[:limit]
+        return _json(
+            FileList(
+                page,
+                len(files) > limit,
+                page[0].id if page else None,
+                page[-1].id if page else None,
+            )
+        )
+
+    async def retrieve(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        found = await self.store.get(file_id)
+        if found is None:
+            raise _not_found(file_id)
+        return _json(found)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if not await self.store.delete(file_id):
+            raise _not_found(file_id)
+        return _json(FileDeleted(file_id, True))
+
+    async def content(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        found = await self.store.read(file_id)
+        if found is None:
+            raise _not_found(file_id)
+        filename, content_type, data = found
+        headers = {"Content-Type": content_type, "Content-Disposition": _disposition(filename)}
+        return web.Response(body=data, headers=headers)
+
+
+def _disposition(filename: str) -> str:
+    """``attachment`` with the name: plain ASCII as is, anything else percent-encoded."""
+    plain = filename.isascii() and filename.isprintable()
+    if plain and '"' not in filename and "\\" not in filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return _MAX_LIST
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= _MAX_LIST:
+        raise InvalidRequestError(
+            f"'limit' must be a whole number from 1 to {_MAX_LIST} (got '{value}').",
+            param="limit",
+            code="invalid_value",
+        )
+    return limit

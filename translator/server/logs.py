@@ -1,0 +1,56 @@
+"""Structured logs: every record an event name and its fields, never message content.
+
+Records logged through :func:`log_event` carry ``event`` and ``fields``
+attributes; :class:`JSONFormatter` writes them as one JSON object a line, and
+plain formatters see ``event key=value ...``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+__all__ = ["JSONFormatter", "log_event", "setup_logging"]
+
+_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
+def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    """Log ``event`` with ``fields`` (ids, names, counts: never content)."""
+    if logger.isEnabledFor(level):
+        text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        logger.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, event and its fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        event = getattr(record, "event", None)
+        if event is not None:
+            entry["event"] = event
+            entry.update(getattr(record, "fields", {}))
+        else:
+            entry["message"] = record.getMessage()
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return _encoder.encode(entry).decode()
+
+
+def setup_logging(level: int = logging.INFO, *, json: bool = False) -> None:
+    """Log to stderr, as JSON lines or as text."""
+    handler = logging.StreamHandler()
+    if json:
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,169 @@
+"""The edge of every request: request ids, API keys, OpenAI error bodies, the access log.
+
+Whatever goes wrong becomes an OpenAI error body with a fitting status: a
+:class:`~translator.errors.TranslatorError` as itself, aiohttp's own HTTP
+errors (unknown route, wrong method, body too large) translated, and anything
+unexpected a logged 500 that shows the client no traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ..errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TranslatorError,
+)
+from .logs import log_event
+
+__all__ = [
+    "EXCHANGE",
+    "REQUEST_ID",
+    "Exchange",
+    "Handler",
+    "edge_middleware",
+    "error_response",
+    "public",
+]
+
+log = logging.getLogger("translator.server")
+
+REQUEST_ID = "x-request-id"
+_VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Exchange:
+    """What the edge knows of one request: its id, and what the handler found (for the log)."""
+
+    __slots__ = ("allow_logging", "backend", "ignored", "model", "request_id", "stream")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.allow_logging = True
+        self.model: str | None = None
+        self.backend: str | None = None
+        self.stream = False
+        self.ignored: str | None = None
+
+
+try:
+    EXCHANGE = web.RequestKey("translator.exchange", Exchange)
+except AttributeError:  # aiohttp before typed request keys
+    EXCHANGE = "translator.exchange"  # type: ignore[assignment]
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler as open without an API key (health probes)."""
+    handler.public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def error_response(error: TranslatorError, headers: dict[str, str] | None = None) -> web.Response:
+    """The OpenAI error body for ``error``, with its status."""
+    return web.Response(
+        status=error.status, body=error.to_json(), content_type="application/json", headers=headers
+    )
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> TranslatorError:
+    """aiohttp's own HTTP errors as translator errors."""
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFoundError(f"Invalid URL ({request.method} {request.path})", code="unknown_url")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return InvalidRequestError(
+            f"Method {request.method} is not allowed for {request.path}; use {allowed}.",
+            code="method_not_allowed",
+            status=405,
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLargeError("The request body is too large.")
+    if exc.status >= 500:
+        return TranslatorError(exc.reason, status=exc.status)
+    return InvalidRequestError(exc.reason, status=exc.status)
+
+
+def _new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The middleware; ``api_keys`` empty means no key is asked for."""
+    keys = tuple(k.encode() for k in api_keys)
+
+    def authorized(header: str | None) -> bool:
+        if header is None or not header.startswith("Bearer "):
+            return False
+        given = header[7:].strip().encode()
+        found = False
+        for key in keys:  # every key compared, in constant time each
+            found |= hmac.compare_digest(given, key)
+        return found
+
+    @web.middleware
+    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        client_id = request.headers.get(REQUEST_ID)
+        rid = client_id if client_id and _VALID_ID.fullmatch(client_id) else _new_request_id()
+        exchange = request[EXCHANGE] = Exchange(rid)
+        extra_headers: dict[str, str] | None = None
+        try:
+            if (
+                keys
+                and not getattr(request.match_info.handler, "public", False)
+                and not authorized(request.headers.get("Authorization"))
+            ):
+                raise AuthenticationError(
+                    "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."
+                )
+            response = await handler(request)
+        except TranslatorError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                extra_headers = {"Allow": ", ".join(sorted(exc.allowed_methods))}
+            response = error_response(_from_http(exc, request), extra_headers)
+        except Exception as exc:  # anything unexpected: logged here, a plain 500 for the client
+            if exchange.allow_logging:
+                log.exception("unexpected error request_id=%s", rid)
+            else:
+                log.error("unexpected error request_id=%s type=%s", rid, type(exc).__name__)
+            response = error_response(
+                TranslatorError(
+                    "The server had an error while processing your request. "
+                    f"Quote request id {rid} when reporting it."
+                )
+            )
+        if not response.prepared:
+            response.headers[REQUEST_ID] = rid
+        log_event(
+            log,
+            logging.INFO,
+            "request",
+            request_id=rid,
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round((time.perf_counter() - start) * 1000, 1),
+            model=exchange.model,
+            backend=exchange.backend,
+            stream=exchange.stream or None,
+            ignored=exchange.ignored,
+        )
+        return response
+
+    return edge
