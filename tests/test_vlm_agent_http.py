@@ -165,6 +165,28 @@ async def test_a_vanished_execution_and_a_garbled_one_are_errors(context: Backen
             await make(context).complete(request())
 
 
+async def test_a_failing_poll_does_not_end_a_running_job(context: BackendContext) -> None:
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, payload=execution("running"))
+        for _ in range(3):  # the client's own retries are used up once
+            mocked.get(poll_url("exec-1"), status=503, payload={"detail": "restarting"})
+        mocked.get(poll_url("exec-1"), payload=execution("completed", "Still here."))
+        response = await make(context).complete(request())
+    assert response.choices[0].message.content == "Still here."
+    assert len(calls(mocked, "GET", poll_url("exec-1"))) == 4
+
+
+async def test_a_deadline_passed_while_polls_fail_says_why(context: BackendContext) -> None:
+    with mock_http() as mocked:
+        mocked.post(EXECUTE, payload=execution("running"))
+        mocked.get(poll_url("exec-1"), status=502, payload={"detail": "bad gateway"}, repeat=True)
+        with pytest.raises(TranslatorError) as caught:
+            await make(context, deadline=0.1).complete(request())
+    assert caught.value.status == 504
+    assert "last status: running; the last poll failed:" in caught.value.message
+    assert "bad gateway" in caught.value.message
+
+
 async def test_the_deadline_covers_a_poll_that_hangs(context: BackendContext) -> None:
     async def hang(url: URL, **kwargs: Any) -> CallbackResult:
         await asyncio.sleep(5)

@@ -166,6 +166,15 @@ def test_assistant_tool_calls_cannot_be_replayed() -> None:
             }
         )
     assert caught.value.param == "messages[1].tool_calls"
+    empty = {"role": "assistant", "content": "Hello", "tool_calls": []}
+    sent = encode({"messages": [user("Hi"), empty, user("Well?")]})
+    assert sent["config"]["prompt"] == "User: Hi\n\nAssistant: Hello\n\nUser: Well?"
+
+
+def test_an_assistant_refusal_is_part_of_the_transcript() -> None:
+    refusal = {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't."}]}
+    sent = encode({"messages": [user("Do it"), refusal, user("Please?")]})
+    assert sent["config"]["prompt"] == "User: Do it\n\nAssistant: I can't.\n\nUser: Please?"
 
 
 # -- model, config, metadata -------------------------------------------------------

@@ -116,10 +116,15 @@ def _usage(execution: Execution, prompt: str, content: str) -> Usage:
     return usage
 
 
-def timed_out(execution: Execution, deadline: float, backend: str) -> UpstreamTimeoutError:
+def timed_out(
+    execution: Execution, deadline: float, backend: str, poll_error: str | None = None
+) -> UpstreamTimeoutError:
     """The 504 for an execution still unfinished when the deadline passed."""
+    last = f"last status: {execution.status}"
+    if poll_error:
+        last += f"; the last poll failed: {poll_error}"
     return UpstreamTimeoutError(
         f"The {backend} backend's execution {execution.id} did not finish within "
-        f"{deadline:g}s (last status: {execution.status}).",
+        f"{deadline:g}s ({last}).",
         backend=backend,
     )

@@ -22,7 +22,12 @@ from msgspec import Meta
 
 from translator.backend import Backend, FileSource
 from translator.compat import Matrix
-from translator.errors import MalformedUpstreamError, NeedsIOError, UpstreamTimeoutError
+from translator.errors import (
+    MalformedUpstreamError,
+    NeedsIOError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from translator.http import BoundClient
 from translator.model import ChatChunk, ChatRequest, ChatResponse
 from translator.stores.files import is_file_id
@@ -68,6 +73,16 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The first wait before retrying a failed HTTP attempt."""
     toolsets: list[str] | None = None
     """Tool categories the agent may use (``core``, ``image``, ``web``, ...); default: its own."""
+
+
+class _Progress:
+    """How far an execution got: what it said last, and whether the last poll failed."""
+
+    __slots__ = ("execution", "poll_error")
+
+    def __init__(self) -> None:
+        self.execution: Execution | None = None
+        self.poll_error: str | None = None
 
 
 class VlmAgentBackend(Backend):
@@ -121,6 +136,7 @@ class VlmAgentBackend(Backend):
             model=self.agent_model(request.model),
             agent_files=self._agent_files,
             toolsets=self.options.toolsets,
+            backend=self.name,
         )
         return encode_execute(execute.request)
 
@@ -138,9 +154,7 @@ class VlmAgentBackend(Backend):
     # -- the job -------------------------------------------------------------
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        last: list[Execution] = []
+        progress = _Progress()
         try:
             async with asyncio.timeout(self.deadline) as scope:
                 agent_files = await self._resolve(file_ids(request))
@@ -149,13 +163,16 @@ class VlmAgentBackend(Backend):
                     model=self.agent_model(request.model),
                     agent_files=agent_files,
                     toolsets=self.options.toolsets,
+                    backend=self.name,
                 )
-                execution = await self._run(encode_execute(execute.request), last)
+                execution = await self._run(encode_execute(execute.request), progress)
         except TimeoutError as exc:
             if isinstance(exc, UpstreamTimeoutError) or not scope.expired():
                 raise
-            if last:
-                raise timed_out(last[-1], self.deadline, self.name) from None
+            if progress.execution is not None:
+                raise timed_out(
+                    progress.execution, self.deadline, self.name, progress.poll_error
+                ) from None
             raise UpstreamTimeoutError(
                 f"The {self.name} backend did not accept the execution within {self.deadline:g}s.",
                 backend=self.name,
@@ -170,9 +187,6 @@ class VlmAgentBackend(Backend):
         session = request.session
         if session is not None:
             response.session_id = session
-        log.debug(
-            "%s: execution %s completed in %.2fs", self.name, execution.id, loop.time() - started
-        )
         return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
@@ -183,26 +197,35 @@ class VlmAgentBackend(Backend):
         for chunk in chunks_from_response(response, include_usage=include_usage):
             yield chunk
 
-    async def _run(self, body: bytes, last: list[Execution]) -> Execution:
-        """Post the execution and poll it until it is finished."""
+    async def _run(self, body: bytes, progress: _Progress) -> Execution:
+        """Post the execution and poll it until it is finished.
+
+        A poll that fails with a 5xx (after the client's own retries) or cannot
+        reach the agent server is not the end: the job is still running there,
+        so polling goes on until the deadline.
+        """
         reply = self._http.check(
             await self._http.send("POST", self._execute_url, body=body, headers=self._json_headers),
             error_message,
         )
-        execution = self._decode_execution(reply.body)
-        last.append(execution)
+        execution = progress.execution = self._decode_execution(reply.body)
+        url = self._executions_url + execution.id
         interval = self.options.poll_interval
         while execution.status in WAITING:
             await asyncio.sleep(interval)
             interval = min(interval * self.options.poll_backoff, self.options.poll_max_interval)
-            reply = self._http.check(
-                await self._http.send(
-                    "GET", self._executions_url + execution.id, headers=self._auth
-                ),
-                error_message,
-            )
-            execution = self._decode_execution(reply.body)
-            last[-1] = execution
+            try:
+                reply = self._http.check(
+                    await self._http.send("GET", url, headers=self._auth), error_message
+                )
+            except UpstreamError as exc:
+                if exc.status < 500 or isinstance(exc, MalformedUpstreamError):
+                    raise
+                log.warning("%s: polling %s failed, still waiting: %s", self.name, url, exc)
+                progress.poll_error = exc.message
+                continue
+            execution = progress.execution = self._decode_execution(reply.body)
+            progress.poll_error = None
         return execution
 
     def _decode_execution(self, body: bytes) -> Execution:

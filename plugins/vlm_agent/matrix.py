@@ -16,7 +16,6 @@ from translator.compat import Above, Equals, Matrix, Rule, Treatment, ignored, r
 __all__ = ["MATRIX", "RULES"]
 
 _NOT_YET: Final = "not supported by the VLM Run Agents API yet"
-_TIERS: Final = ("auto", "default", "flex", "priority")
 _NO_TOOLS: Final = "the agent runs its own tools; it cannot call client-defined functions"
 
 RULES: Final[tuple[Rule, ...]] = (
@@ -50,11 +49,12 @@ RULES: Final[tuple[Rule, ...]] = (
     supported("response_format.json_schema", "sent as the execution's config.json_schema"),
     supported("response_format.json_object", 'sent as config.json_schema {"type": "object"}'),
     *(
-        supported("service_tier", "sent as the execution's config.service_tier", when=Equals(t))
-        for t in _TIERS
+        rejected(
+            "service_tier", "the agent's tiers are auto, default, flex and priority", when=Equals(t)
+        )
+        for t in ("scale", "fast")
     ),
-    supported("service_tier", "null leaves the agent server's default", when=Equals(None)),
-    rejected("service_tier", "the agent offers the tiers auto, default, flex and priority"),
+    supported("service_tier", "sent as the execution's config.service_tier (null: its default)"),
     rejected("tools", _NO_TOOLS),
     rejected("tools.function", _NO_TOOLS),
     rejected("tools.custom", _NO_TOOLS),

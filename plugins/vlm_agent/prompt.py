@@ -121,9 +121,14 @@ def build_execute(
     model: str,
     agent_files: Mapping[str, str],
     toolsets: list[str] | None = None,
+    backend: str = "vlm-agent",
 ) -> Execute:
-    """The execute request for ``request``; ``agent_files`` maps our file ids to the agent's."""
-    render = _Renderer(agent_files)
+    """The execute request for ``request``; ``agent_files`` maps our file ids to the agent's.
+
+    Raises :class:`InvalidRequestError` for a conversation the agent cannot be
+    given (see the module docs); ``backend`` names the backend in its message.
+    """
+    render = _Renderer(agent_files, backend)
     prompt = render.conversation(request)
     config = AgentConfig(prompt=prompt)
     fmt = request.response_format
@@ -161,10 +166,11 @@ def build_execute(
 class _Renderer:
     """Renders messages into prompt text, collecting inputs as it goes."""
 
-    __slots__ = ("agent_files", "counts", "inputs")
+    __slots__ = ("agent_files", "backend", "counts", "inputs")
 
-    def __init__(self, agent_files: Mapping[str, str]) -> None:
+    def __init__(self, agent_files: Mapping[str, str], backend: str) -> None:
         self.agent_files = agent_files
+        self.backend = backend
         self.inputs: dict[str, UserPart] = {}
         self.counts: dict[str, int] = {}
 
@@ -177,7 +183,7 @@ class _Renderer:
                 break
         if last_user < 0:
             raise InvalidRequestError(
-                "The vlm-agent backend needs a user message to answer.", param="messages"
+                f"The {self.backend} backend needs a user message to answer.", param="messages"
             )
         instructions: list[str] = []
         turns: list[str] = []
@@ -191,15 +197,16 @@ class _Renderer:
             elif isinstance(message, AssistantMessage):
                 if i > last_user:
                     raise InvalidRequestError(
-                        "The vlm-agent backend answers the last user message, so the "
+                        f"The {self.backend} backend answers the last user message, so the "
                         "conversation must end with one.",
                         param=f"messages[{i}]",
                     )
-                turns.append(_turn("Assistant", message.name, _assistant(message, i)))
+                text = _assistant(message, i, self.backend)
+                turns.append(_turn("Assistant", message.name, text))
             else:
                 # Roles the matrix rejects never get here; say so if one does.
                 raise InvalidRequestError(
-                    f"The vlm-agent backend cannot send a '{tag_of(message)}' "
+                    f"The {self.backend} backend cannot send a '{tag_of(message)}' "
                     "message to the agent.",
                     param=f"messages[{i}].role",
                 )
@@ -271,11 +278,11 @@ def _plain(content: str | list[TextPart]) -> str:
     return "\n".join(p.text for p in content)
 
 
-def _assistant(message: AssistantMessage, i: int) -> str:
+def _assistant(message: AssistantMessage, i: int, backend: str) -> str:
     for field in ("tool_calls", "function_call", "audio"):
-        if getattr(message, field) not in (UNSET, None):
+        if getattr(message, field):
             raise InvalidRequestError(
-                f"The vlm-agent backend cannot replay an assistant's '{field}': the agent "
+                f"The {backend} backend cannot replay an assistant's '{field}': the agent "
                 "calls no client-defined tools.",
                 param=f"messages[{i}].{field}",
             )
