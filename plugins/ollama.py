@@ -1,1 +1,0 @@
-"""Backend plugin (in progress)."""

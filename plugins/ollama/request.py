@@ -1,0 +1,233 @@
+"""Canonical requests as Ollama ``/api/chat`` bodies: pure, no I/O.
+
+Images go to a message's ``images`` as bare base64: a data URI is sliced
+(never decoded), an http(s) URL must have been fetched beforehand and its
+bytes encoded; the caller passes those by ``param`` path (see
+:func:`remote_images`). Without them, such a URL raises
+:class:`~translator.errors.NeedsIOError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+from msgspec import UNSET
+
+from translator.errors import (
+    FetchRefusedError,
+    InvalidRequestError,
+    NeedsIOError,
+    UnsupportedFieldError,
+)
+from translator.fetch import split_data_uri
+from translator.model import (
+    AssistantMessage,
+    ChatRequest,
+    DeveloperMessage,
+    FunctionMessage,
+    FunctionToolCall,
+    ImagePart,
+    JSONObjectFormat,
+    JSONSchemaFormat,
+    SystemMessage,
+    TextPart,
+    ToolMessage,
+    UserMessage,
+    tag_of,
+)
+
+from . import native
+
+__all__ = ["build", "remote_images"]
+
+_JSON = msgspec.Raw(b'"json"')
+_EMPTY_OBJECT = msgspec.Raw(b"{}")
+_object_check = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _is_remote(url: str) -> bool:
+    head = url[:8].lower()
+    return head.startswith(("http://", "https://"))
+
+
+def remote_images(request: ChatRequest) -> list[tuple[str, str]]:
+    """``(param, url)`` of every image that must be fetched before :func:`build`."""
+    found: list[tuple[str, str]] = []
+    for i, message in enumerate(request.messages):
+        if isinstance(message, UserMessage) and isinstance(message.content, list):
+            for j, part in enumerate(message.content):
+                if isinstance(part, ImagePart) and _is_remote(part.image_url.url):
+                    found.append((f"messages[{i}].content[{j}].image_url.url", part.image_url.url))
+    return found
+
+
+def build(
+    request: ChatRequest,
+    *,
+    model: str,
+    stream: bool,
+    fetched: Mapping[str, str] | None = None,
+) -> native.ChatRequest:
+    """The Ollama request for ``request``; ``fetched`` maps image params to base64."""
+    names: dict[str, str] = {}
+    messages = [_message(m, i, names, fetched) for i, m in enumerate(request.messages)]
+    tools = request.tools
+    if request.tool_choice == "none":
+        tools = UNSET
+    elif tools is not UNSET:
+        for k, tool in enumerate(tools):
+            if tag_of(tool) != "function":
+                raise _unsupported(f"'{tag_of(tool)}' tools", f"tools[{k}].type")
+    return native.ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        options=_options(request),
+        format=_format(request),
+        tools=tools,
+    )
+
+
+def _message(
+    message: object, i: int, names: dict[str, str], fetched: Mapping[str, str] | None
+) -> native.Message:
+    if isinstance(message, UserMessage):
+        if isinstance(message.content, str):
+            return native.Message("user", message.content)
+        texts: list[str] = []
+        images: list[str] = []
+        for j, part in enumerate(message.content):
+            if isinstance(part, TextPart):
+                texts.append(part.text)
+            elif isinstance(part, ImagePart):
+                images.append(_image(part.image_url.url, f"messages[{i}].content[{j}]", fetched))
+            else:
+                raise _unsupported(f"'{tag_of(part)}' parts", f"messages[{i}].content[{j}]")
+        return native.Message("user", "\n".join(texts), images=images or UNSET)
+    if isinstance(message, SystemMessage | DeveloperMessage):
+        return native.Message("system", _text(message.content))
+    if isinstance(message, AssistantMessage):
+        return _assistant(message, i, names)
+    if isinstance(message, ToolMessage):
+        return native.Message(
+            "tool",
+            _text(message.content),
+            tool_name=names.get(message.tool_call_id, UNSET),
+            tool_call_id=message.tool_call_id,
+        )
+    if isinstance(message, FunctionMessage):
+        return native.Message("tool", message.content or "", tool_name=message.name)
+    raise _unsupported(f"'{tag_of(message)}' messages", f"messages[{i}]")  # pragma: no cover
+
+
+def _assistant(message: AssistantMessage, i: int, names: dict[str, str]) -> native.Message:
+    content = message.content
+    if isinstance(content, list):
+        text = "".join(p.text if isinstance(p, TextPart) else p.refusal for p in content)
+    else:
+        text = content or ""
+    if not text and isinstance(message.refusal, str):
+        text = message.refusal
+    calls: list[native.ToolCall] = []
+    if message.tool_calls is not UNSET:
+        for k, call in enumerate(message.tool_calls):
+            path = f"messages[{i}].tool_calls[{k}]"
+            if not isinstance(call, FunctionToolCall):
+                raise _unsupported("custom tool calls", f"{path}.type")
+            names[call.id] = call.function.name
+            arguments = _arguments(call.function.arguments, f"{path}.function.arguments")
+            calls.append(native.ToolCall(native.Function(call.function.name, arguments), call.id))
+    legacy = message.function_call
+    if legacy is not UNSET and legacy is not None:
+        arguments = _arguments(legacy.arguments, f"messages[{i}].function_call.arguments")
+        calls.append(native.ToolCall(native.Function(legacy.name, arguments)))
+    return native.Message("assistant", text, tool_calls=calls or UNSET)
+
+
+def _arguments(arguments: str, param: str) -> msgspec.Raw:
+    """A tool call's arguments as the JSON object Ollama wants, checked, not re-encoded."""
+    if not arguments.strip():
+        return _EMPTY_OBJECT
+    raw = arguments.encode()
+    try:
+        _object_check.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError(
+            f"Invalid value for '{param}': the arguments must be a JSON object ({exc}).",
+            param=param,
+            code="invalid_value",
+        ) from None
+    return msgspec.Raw(raw)
+
+
+def _image(url: str, path: str, fetched: Mapping[str, str] | None) -> str:
+    param = f"{path}.image_url.url"
+    if _is_remote(url):
+        if fetched is None:
+            raise NeedsIOError(
+                f"The image at '{param}' must be fetched before the request can be translated.",
+                param=param,
+            )
+        return fetched[param]
+    data = split_data_uri(url)
+    if data is None:
+        raise FetchRefusedError(
+            f"Invalid value for '{param}': expected an http(s) URL or a base64 data URI.",
+            param=param,
+        )
+    media_type, payload = data
+    if not media_type.startswith("image/"):
+        raise InvalidRequestError(
+            f"Invalid value for '{param}': the data URI is {media_type or 'untyped'}, "
+            "not an image.",
+            param=param,
+            code="invalid_value",
+        )
+    return payload
+
+
+def _text(content: str | list[TextPart]) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.text for p in content)
+
+
+def _options(request: ChatRequest) -> native.Options | msgspec.UnsetType:
+    options = native.Options()
+    found = False
+    limit = request.max_completion_tokens
+    if not isinstance(limit, int):
+        limit = request.max_tokens
+    if isinstance(limit, int):
+        options.num_predict = limit
+        found = True
+    for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
+        value = getattr(request, name)
+        if value is not UNSET and value is not None:
+            setattr(options, name, value)
+            found = True
+    stop = request.stop
+    if isinstance(stop, str):
+        options.stop = [stop]
+        found = True
+    elif isinstance(stop, list):
+        options.stop = stop
+        found = True
+    return options if found else UNSET
+
+
+def _format(request: ChatRequest) -> msgspec.Raw | msgspec.UnsetType:
+    response_format = request.response_format
+    if isinstance(response_format, JSONObjectFormat):
+        return _JSON
+    if isinstance(response_format, JSONSchemaFormat):
+        schema = response_format.json_schema.schema
+        return _JSON if schema is UNSET else schema
+    return UNSET
+
+
+def _unsupported(what: str, param: str) -> UnsupportedFieldError:
+    return UnsupportedFieldError(
+        f"The ollama backend cannot send {what}.", param=param, code="unsupported_value"
+    )
