@@ -366,3 +366,29 @@ async def test_a_refused_connection_is_a_502() -> None:
         with pytest.raises(UpstreamUnavailableError):
             await collect(translator, ask("Hi", stream=True))
     assert info.value.status == 502
+
+
+async def test_a_session_is_continued_over_two_calls(
+    translator: Translator, ollama: tuple[FakeOllama, TestServer]
+) -> None:
+    fake, _ = ollama
+    first = await collect(translator, ask("My name is Ada", session_id="s-1", stream=True))
+    assert {c.session_id for c in first} == {"s-1"}
+    done = await translator.complete(ask("What is my name?", session_id="s-1"), "local")
+    assert done.response.session_id == "s-1"
+    assert fake.requests[1]["messages"] == [
+        {"role": "user", "content": "My name is Ada"},
+        {"role": "assistant", "content": "My name is Ada"},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    assert all("session_id" not in body for body in fake.requests)
+
+
+async def test_a_turn_without_retention_is_not_kept(
+    translator: Translator, ollama: tuple[FakeOllama, TestServer]
+) -> None:
+    fake, _ = ollama
+    private = {"metadata": {"session_id": "s-2", "allow_retention": False}}
+    await translator.complete(ask("My secret is 42", vlmrun=private), "local")
+    await translator.complete(ask("What is my secret?", session_id="s-2"), "local")
+    assert fake.requests[1]["messages"] == [{"role": "user", "content": "What is my secret?"}]

@@ -30,6 +30,7 @@ from translator.model import (
     ImagePart,
     JSONObjectFormat,
     JSONSchemaFormat,
+    Message,
     SystemMessage,
     TextPart,
     ToolMessage,
@@ -90,7 +91,7 @@ def build(
 
 
 def _message(
-    message: object, i: int, names: dict[str, str], fetched: Mapping[str, str] | None
+    message: Message, i: int, names: dict[str, str], fetched: Mapping[str, str] | None
 ) -> native.Message:
     if isinstance(message, UserMessage):
         if isinstance(message.content, str):
