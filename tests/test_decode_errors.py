@@ -98,6 +98,32 @@ CASES: dict[str, tuple[bytes, str | None, str | None, list[str]]] = {
         "invalid_type",
         ["expected a string", "got an object"],
     ),
+    "parameters as a string": (
+        _body(tools=[{"type": "function", "function": {"name": "f", "parameters": "{}"}}]),
+        "tools[0].function.parameters",
+        "invalid_type",
+        ["expected an object, but got a string instead"],
+    ),
+    "legacy parameters as an array": (
+        _body(functions=[{"name": "f", "parameters": []}]),
+        "functions[0].parameters",
+        "invalid_type",
+        ["expected an object, but got an array instead"],
+    ),
+    "schema as a number": (
+        _body(response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": 1}}),
+        "response_format.json_schema.schema",
+        "invalid_type",
+        ["expected an object, but got a number instead"],
+    ),
+    "schema as null": (
+        _body(
+            response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": None}}
+        ),
+        "response_format.json_schema.schema",
+        "invalid_type",
+        ["got null"],
+    ),
     # missing required fields
     "no model": (
         json.dumps({"messages": [USER]}).encode(),

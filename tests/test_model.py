@@ -24,10 +24,12 @@ from translator.model import (
     AssistantMessage,
     ChatRequest,
     DeveloperMessage,
+    FunctionDefinition,
     FunctionMessage,
     ImagePart,
     ImageURL,
     InputFilePart,
+    JSONSchema,
     RequestMetadata,
     SystemMessage,
     TextPart,
@@ -320,3 +322,14 @@ def test_tag_of_names_parts_and_messages() -> None:
     assert tag_of(ImagePart(ImageURL("u"))) == "image_url"
     assert tag_of(InputFilePart("file-1")) == "input_file"
     assert tag_of(UserMessage("x")) == "user"
+
+
+def test_schemas_must_be_json_objects_but_are_not_parsed() -> None:
+    spaced = FunctionDefinition("f", parameters=msgspec.Raw(b' \n {"type": "object"}'))
+    assert bytes(spaced.parameters) == b' \n {"type": "object"}'  # type: ignore[arg-type]
+    assert JSONSchema("n", schema=msgspec.Raw(b"{}")).schema is not UNSET
+    assert FunctionDefinition("f").parameters is UNSET
+    with pytest.raises(ValueError, match="Expected `object`, got `array`"):
+        FunctionDefinition("f", parameters=msgspec.Raw(b"[]"))
+    with pytest.raises(ValueError, match="Expected `object`, got `str`"):
+        JSONSchema("n", schema=msgspec.Raw(b'"{}"'))

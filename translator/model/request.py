@@ -22,7 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from .messages import Message
 from .parts import TextPart
-from .tools import FunctionCallOption, FunctionDefinition, Tool, ToolChoice
+from .tools import FunctionCallOption, FunctionDefinition, Tool, ToolChoice, require_object
 from .vlm import VlmRun
 
 __all__ = [
@@ -60,6 +60,9 @@ class JSONSchema(msgspec.Struct):
     description: str | UnsetType = UNSET
     schema: msgspec.Raw | UnsetType = UNSET
     strict: bool | UnsetType | None = UNSET
+
+    def __post_init__(self) -> None:
+        require_object(self.schema, "schema")
 
 
 class FormatBase(msgspec.Struct, tag_field="type"):

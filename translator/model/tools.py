@@ -1,7 +1,8 @@
 """Tools the model may call, the calls it makes, and how the caller steers them.
 
 JSON Schemas (function parameters, custom grammars) stay ``msgspec.Raw``:
-they are carried to the backend byte for byte, never parsed on the hot path.
+they are carried to the backend byte for byte, never parsed on the hot path;
+only their first byte is checked to be the ``{`` of an object.
 """
 
 from __future__ import annotations
@@ -38,12 +39,32 @@ __all__ = [
 Identifier = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 """A function's name as OpenAI documents it: letters, digits, ``_`` and ``-``, at most 64."""
 
+_KINDS = {ord("["): "array", ord('"'): "str", ord("t"): "bool", ord("f"): "bool", ord("n"): "null"}
+
+
+def require_object(raw: msgspec.Raw | UnsetType, field: str) -> None:
+    """Raise ``ValueError`` unless ``raw`` (when set) holds a JSON object.
+
+    Called from ``__post_init__``, which msgspec turns into a validation error
+    at the struct's path; only the first byte is looked at, nothing is parsed.
+    """
+    if raw is UNSET:
+        return
+    view = memoryview(raw)
+    first = next((b for b in view[:16] if b not in b" \t\r\n"), None)
+    if first != ord("{"):
+        got = _KINDS.get(first, "float") if first is not None else "nothing"
+        raise ValueError(f"Field `{field}`: Expected `object`, got `{got}`")
+
 
 class FunctionDefinition(msgspec.Struct):
     name: Identifier
     description: str | UnsetType = UNSET
     parameters: msgspec.Raw | UnsetType = UNSET
     strict: bool | UnsetType | None = UNSET
+
+    def __post_init__(self) -> None:
+        require_object(self.parameters, "parameters")
 
 
 class Grammar(msgspec.Struct):

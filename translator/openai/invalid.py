@@ -26,6 +26,7 @@ _AT = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)
 _SEGMENT = re.compile(r"\.(?P<name>[^.\[]+)|\[(?P<index>\d+|\.\.\.)\]")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
+_FIELD = re.compile(r"^Field `(?P<field>[^`]+)`: (?P<msg>.*)$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
 _TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
@@ -76,6 +77,9 @@ def decode_error(
     match = _AT.match(str(exc))
     assert match is not None
     message, path, at_key = match["msg"], match["path"], match["key"] is not None
+    field = _FIELD.match(message)
+    if field is not None:
+        message, path = field["msg"], f"{path or ''}.{field['field']}"
     if path is None and not _MISSING.match(message) and not _UNKNOWN.match(message):
         return _whole_body(message)
     spot = _locate(path or "", at_key, _document(body), root)

@@ -1,0 +1,374 @@
+"""Decoding then re-encoding a request loses nothing the client sent.
+
+Requests are generated over the model's whole shape (every role, every part,
+every tool and tool choice form, every optional field, the VLM extensions and
+unknown top-level fields), sent as JSON, decoded and encoded back. The result
+must hold everything that was sent, unchanged; the only additions allowed are
+the defaults the model documents for ``vlmrun.metadata``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from translator.model import ChatRequest
+from translator.openai import decode_request, encode_request
+
+Json = Any
+
+METADATA_DEFAULTS = {
+    "environment": "prod",
+    "session_id": None,
+    "allow_training": True,
+    "allow_retention": True,
+    "allow_logging": True,
+    "extra": None,
+}
+
+text = st.text(max_size=12)
+name = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
+url = st.one_of(
+    st.just("data:image/png;base64,iVBORw0KGgo="),
+    st.builds("https://example.test/{}".format, st.text("abc/._-", max_size=10)),
+)
+scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    text,
+)
+json_value = st.recursive(
+    scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(text, inner, max_size=3)),
+    max_leaves=8,
+)
+json_object = st.dictionaries(text, json_value, max_size=3)
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> Any:
+    return st.fixed_dictionaries(required, optional=optional or {})
+
+
+def unit(low: float, high: float) -> Any:
+    return st.one_of(
+        st.floats(low, high, allow_nan=False), st.integers(int(low), int(high)), st.none()
+    )
+
+
+breakpoint_ = obj({"mode": st.just("explicit")}, {"ttl": st.sampled_from(["30m", "12h"])})
+cache = {"prompt_cache_breakpoint": breakpoint_}
+text_part = obj({"type": st.just("text"), "text": text}, cache)
+refusal_part = obj({"type": st.just("refusal"), "refusal": text})
+user_part = st.one_of(
+    text_part,
+    obj(
+        {
+            "type": st.just("image_url"),
+            "image_url": obj(
+                {"url": url}, {"detail": st.sampled_from(["auto", "low", "high", "original"])}
+            ),
+        },
+        cache,
+    ),
+    obj(
+        {
+            "type": st.just("input_audio"),
+            "input_audio": obj({"data": text, "format": st.sampled_from(["wav", "mp3"])}),
+        },
+        cache,
+    ),
+    obj(
+        {
+            "type": st.just("file"),
+            "file": obj({}, {"file_data": text, "file_id": text, "filename": text}),
+        },
+        cache,
+    ),
+    obj({"type": st.just("input_file"), "file_id": text}),
+    obj({"type": st.just("video_url"), "video_url": obj({"url": url})}),
+    obj({"type": st.just("audio_url"), "audio_url": obj({"url": url})}),
+    obj({"type": st.just("file_url"), "file_url": obj({"url": url})}),
+)
+texts = st.one_of(text, st.lists(text_part, max_size=3))
+tool_call = st.one_of(
+    obj(
+        {
+            "id": text,
+            "type": st.just("function"),
+            "function": obj({"name": text, "arguments": text}),
+        }
+    ),
+    obj({"id": text, "type": st.just("custom"), "custom": obj({"name": text, "input": text})}),
+)
+message = st.one_of(
+    obj({"role": st.just("system"), "content": texts}, {"name": text}),
+    obj({"role": st.just("developer"), "content": texts}, {"name": text}),
+    obj(
+        {"role": st.just("user"), "content": st.one_of(text, st.lists(user_part, max_size=4))},
+        {"name": text},
+    ),
+    obj(
+        {"role": st.just("assistant")},
+        {
+            "content": st.one_of(
+                st.none(), text, st.lists(st.one_of(text_part, refusal_part), max_size=3)
+            ),
+            "refusal": st.one_of(st.none(), text),
+            "tool_calls": st.lists(tool_call, max_size=2),
+            "function_call": st.one_of(st.none(), obj({"name": text, "arguments": text})),
+            "audio": st.one_of(st.none(), obj({"id": text})),
+            "name": text,
+        },
+    ),
+    obj({"role": st.just("tool"), "content": texts, "tool_call_id": text}),
+    obj({"role": st.just("function"), "content": st.one_of(st.none(), text), "name": text}),
+)
+function = obj(
+    {"name": name},
+    {"description": text, "parameters": json_object, "strict": st.one_of(st.none(), st.booleans())},
+)
+tool = st.one_of(
+    obj({"type": st.just("function"), "function": function}),
+    obj(
+        {
+            "type": st.just("custom"),
+            "custom": obj(
+                {"name": text},
+                {
+                    "description": text,
+                    "format": st.one_of(
+                        obj({"type": st.just("text")}),
+                        obj(
+                            {
+                                "type": st.just("grammar"),
+                                "grammar": obj(
+                                    {
+                                        "definition": text,
+                                        "syntax": st.sampled_from(["lark", "regex"]),
+                                    }
+                                ),
+                            }
+                        ),
+                    ),
+                },
+            ),
+        }
+    ),
+)
+tool_choice = st.one_of(
+    st.sampled_from(["none", "auto", "required"]),
+    obj({"type": st.just("function"), "function": obj({"name": text})}),
+    obj({"type": st.just("custom"), "custom": obj({"name": text})}),
+    obj(
+        {
+            "type": st.just("allowed_tools"),
+            "allowed_tools": obj(
+                {
+                    "mode": st.sampled_from(["auto", "required"]),
+                    "tools": st.lists(json_object, max_size=2),
+                }
+            ),
+        }
+    ),
+)
+response_format = st.one_of(
+    obj({"type": st.just("text")}),
+    obj({"type": st.just("json_object")}),
+    obj(
+        {
+            "type": st.just("json_schema"),
+            "json_schema": obj(
+                {"name": name},
+                {
+                    "description": text,
+                    "schema": json_object,
+                    "strict": st.one_of(st.none(), st.booleans()),
+                },
+            ),
+        }
+    ),
+)
+
+
+def maybe_null(strategy: Any) -> Any:
+    return st.one_of(st.none(), strategy)
+
+
+moderation_mode = maybe_null(obj({"mode": st.sampled_from(["score", "block"])}))
+OPTIONAL: dict[str, Any] = {
+    "audio": maybe_null(
+        obj(
+            {
+                "format": st.sampled_from(["wav", "aac", "mp3", "flac", "opus", "pcm16"]),
+                "voice": st.one_of(text, obj({"id": text})),
+            }
+        )
+    ),
+    "frequency_penalty": unit(-2, 2),
+    "function_call": st.one_of(st.sampled_from(["none", "auto"]), obj({"name": text})),
+    "functions": st.lists(function, min_size=1, max_size=2),
+    "logit_bias": maybe_null(st.dictionaries(text, st.integers(-100, 100), max_size=3)),
+    "logprobs": maybe_null(st.booleans()),
+    "max_completion_tokens": maybe_null(st.integers(1, 10**6)),
+    "max_tokens": maybe_null(st.integers(1, 10**6)),
+    "metadata": maybe_null(
+        st.dictionaries(st.text(max_size=64), st.text(max_size=20), max_size=16)
+    ),
+    "modalities": maybe_null(st.lists(st.sampled_from(["text", "audio"]), max_size=2)),
+    "moderation": maybe_null(
+        obj(
+            {"model": text},
+            {"policy": maybe_null(obj({}, {"input": moderation_mode, "output": moderation_mode}))},
+        )
+    ),
+    "n": maybe_null(st.integers(1, 128)),
+    "parallel_tool_calls": st.booleans(),
+    "prediction": maybe_null(obj({"type": st.just("content"), "content": texts})),
+    "presence_penalty": unit(-2, 2),
+    "prompt_cache_key": maybe_null(text),
+    "prompt_cache_options": obj(
+        {}, {"mode": st.sampled_from(["implicit", "explicit"]), "ttl": st.just("30m")}
+    ),
+    "prompt_cache_retention": maybe_null(st.sampled_from(["in_memory", "24h"])),
+    "reasoning_effort": maybe_null(
+        st.sampled_from(["none", "minimal", "low", "medium", "high", "xhigh", "max"])
+    ),
+    "response_format": response_format,
+    "safety_identifier": maybe_null(st.text(max_size=128)),
+    "seed": maybe_null(st.integers(-(2**63), 2**63 - 1)),
+    "service_tier": maybe_null(
+        st.sampled_from(["auto", "default", "flex", "scale", "priority", "fast"])
+    ),
+    "stop": st.one_of(st.none(), text, st.lists(text, max_size=4)),
+    "store": maybe_null(st.booleans()),
+    "stream": maybe_null(st.booleans()),
+    "stream_options": maybe_null(
+        obj({}, {"include_usage": st.booleans(), "include_obfuscation": st.booleans()})
+    ),
+    "temperature": unit(0, 2),
+    "tool_choice": tool_choice,
+    "tools": st.lists(tool, max_size=3),
+    "top_logprobs": maybe_null(st.integers(0, 20)),
+    "top_p": unit(0, 1),
+    "user": text,
+    "verbosity": maybe_null(st.sampled_from(["low", "medium", "high"])),
+    "web_search_options": obj(
+        {},
+        {
+            "search_context_size": st.sampled_from(["low", "medium", "high"]),
+            "user_location": maybe_null(
+                obj(
+                    {
+                        "type": st.just("approximate"),
+                        "approximate": obj(
+                            {}, {"city": text, "country": text, "region": text, "timezone": text}
+                        ),
+                    }
+                )
+            ),
+        },
+    ),
+    "session_id": maybe_null(text),
+    "vlmrun": obj(
+        {},
+        {
+            "domain": text,
+            "metadata": obj(
+                {},
+                {
+                    "environment": st.sampled_from(["dev", "staging", "prod"]),
+                    "session_id": maybe_null(text),
+                    "allow_training": st.booleans(),
+                    "allow_retention": st.booleans(),
+                    "allow_logging": st.booleans(),
+                    "extra": maybe_null(json_object),
+                },
+            ),
+        },
+    ),
+}
+KNOWN = frozenset(ChatRequest.__struct_encode_fields__)
+unknown = st.dictionaries(text.filter(lambda k: k not in KNOWN), json_value, max_size=3)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> dict[str, Json]:
+    body: dict[str, Json] = draw(
+        obj(
+            {
+                "model": st.text(min_size=1, max_size=12),
+                "messages": st.lists(message, min_size=1, max_size=4),
+            },
+            OPTIONAL,
+        )
+    )
+    body.update(draw(unknown))
+    return body
+
+
+def test_the_generator_covers_every_model_field() -> None:
+    assert set(OPTIONAL) | {"model", "messages"} == KNOWN
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(requests())
+def test_decode_then_encode_loses_nothing(sent: dict[str, Json]) -> None:
+    body = json.dumps(sent).encode()
+    again = json.loads(encode_request(decode_request(body)))
+    _assert_kept(sent, again, "")
+
+
+def _assert_kept(sent: Json, got: Json, path: str) -> None:
+    """``got`` holds everything in ``sent`` unchanged; numbers compare as numbers."""
+    if isinstance(sent, dict):
+        assert isinstance(got, dict), path
+        for key, value in sent.items():
+            assert key in got, f"{path}.{key} was lost"
+            _assert_kept(value, got[key], f"{path}.{key}")
+        added = got.keys() - sent.keys()
+        if added:
+            assert path == ".vlmrun.metadata", f"{path} gained {sorted(added)}"
+            assert {k: got[k] for k in added} == {k: METADATA_DEFAULTS[k] for k in added}
+    elif isinstance(sent, list):
+        assert isinstance(got, list), path
+        assert len(got) == len(sent), path
+        for i, (a, b) in enumerate(zip(sent, got, strict=True)):
+            _assert_kept(a, b, f"{path}[{i}]")
+    elif isinstance(sent, bool) or sent is None or isinstance(sent, str):
+        assert type(got) is type(sent), path
+        assert got == sent, path
+    else:
+        assert isinstance(got, (int, float)), path
+        assert not isinstance(got, bool), path
+        assert got == sent, path
+
+
+@pytest.mark.parametrize(
+    ("sent", "got"),
+    [
+        ({"a": 1}, {}),
+        ({"a": [1, 2]}, {"a": [1]}),
+        ({"a": True}, {"a": 1}),
+        ({"a": "x"}, {"a": "y"}),
+        ({"a": 1}, {"a": 1, "b": 2}),
+        ({"vlmrun": {"metadata": {}}}, {"vlmrun": {"metadata": {"environment": "dev"}}}),
+    ],
+)
+def test_the_comparison_catches_loss_and_change(sent: Json, got: Json) -> None:
+    with pytest.raises(AssertionError):
+        _assert_kept(sent, got, "")
+
+
+def test_the_comparison_allows_numbers_and_documented_defaults() -> None:
+    _assert_kept({"t": 1}, {"t": 1.0}, "")
+    _assert_kept({"vlmrun": {"metadata": {}}}, {"vlmrun": {"metadata": METADATA_DEFAULTS}}, "")
