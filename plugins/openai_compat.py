@@ -236,6 +236,11 @@ def _lenient(body: bytes, backend: str) -> dict[str, Any]:
     return scrubbed
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects in ``value`` when it is a list (a list of anything else is left to fail)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _convert(obj: dict[str, Any], kind: type[Any], backend: str) -> Any:
     try:
         return msgspec.convert(obj, kind)
@@ -257,12 +262,11 @@ def decode_response(body: bytes, *, model: str, backend: str = PLUGIN) -> ChatRe
     obj.setdefault("created", now())
     obj.setdefault("model", model)
     obj.setdefault("usage", {})
-    for choice in obj.get("choices", ()):
-        calls = choice.get("message", {}).get("tool_calls", ())
-        for call in calls if isinstance(calls, list) else ():
-            if isinstance(call, dict):
-                call.setdefault("type", "function")
-                call.setdefault("id", "call_" + os.urandom(12).hex())
+    for choice in _dicts(obj.get("choices")):
+        message = choice.get("message")
+        for call in _dicts(message.get("tool_calls") if isinstance(message, dict) else None):
+            call.setdefault("type", "function")
+            call.setdefault("id", "call_" + os.urandom(12).hex())
     response: ChatResponse = _convert(obj, ChatResponse, backend)
     return response
 
@@ -293,9 +297,8 @@ class _ChunkDecoder:
         obj.setdefault("id", self.id)
         obj.setdefault("created", self.created)
         obj.setdefault("model", self.model)
-        for choice in obj.get("choices", ()):
-            if isinstance(choice, dict):
-                choice.setdefault("delta", {})
+        for choice in _dicts(obj.get("choices")):
+            choice.setdefault("delta", {})
         chunk: ChatChunk = _convert(obj, ChatChunk, self.backend)
         return chunk
 
@@ -403,7 +406,7 @@ class OpenAICompatFactory:
         matrix = matrix.with_mode(settings.mode)
         keeps = options.keeps_sessions
         if keeps is None:
-            keeps = matrix.treatment("session_id") is Treatment.SUPPORTED
+            keeps = matrix.treatment("session_id") == Treatment.SUPPORTED
         policy = HttpPolicy(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,

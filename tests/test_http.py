@@ -5,15 +5,10 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from types import SimpleNamespace
-from typing import Any
-from unittest.mock import patch
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
-from aioresponses import core as aioresponses_core
 
 from translator import http as http_module
 from translator.errors import (
@@ -46,27 +41,9 @@ async def client() -> AsyncIterator[BoundClient]:
     await shared.aclose()
 
 
-class _Response(aiohttp.ClientResponse):
-    """aioresponses builds responses without the ``stream_writer`` newer aiohttp wants."""
-
-    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-@contextmanager
-def mock_http() -> Iterator[aioresponses]:
-    """``aioresponses()``, working with the installed aiohttp."""
-    with (
-        patch.object(aioresponses_core, "ClientResponse", _Response),
-        aioresponses() as m,
-    ):
-        yield m
-
-
 @pytest.fixture
 def mocked() -> Iterator[aioresponses]:
-    with mock_http() as m:
+    with aioresponses() as m:
         yield m
 
 
