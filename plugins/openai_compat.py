@@ -81,7 +81,9 @@ _ROWS: list[Rule] = [
         for t in ("text", "image_url", "input_audio", "file", "refusal")
     ),
     *(
-        rejected(f"content.{t}", "not in the OpenAI API; allow it in the matrix if the upstream is")
+        rejected(
+            f"content.{t}", "not in the OpenAI API; set it supported for an upstream that takes it"
+        )
         for t in _EXTENSION_PARTS
     ),
 ]
