@@ -25,6 +25,9 @@
     model = "vlm-agent-*"              # a trailing * matches a prefix
     backend = "agent"
 
+    [fetch]                            # one guarded media fetcher for every backend
+    allow = ["10.0.0.0/8"]             # hosts and networks allowed although not public
+
 A bad file raises :class:`ConfigError`, whose message names the file and the
 key at fault.
 """
@@ -45,6 +48,7 @@ from .compat import Mode
 __all__ = [
     "Config",
     "ConfigError",
+    "FetchSettings",
     "Limits",
     "Route",
     "ServerSettings",
@@ -104,6 +108,20 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return tuple(keys)
 
 
+class FetchSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[fetch]`` table: how remote media URLs are fetched, for every backend.
+
+    Without it, each backend that fetches keeps its own fetcher (configured by
+    its ``options.fetch``); with it, they share this one.
+    """
+
+    allow: list[str] = msgspec.field(default_factory=list)
+    """Host names and networks that may be fetched from although not public."""
+    max_bytes: Positive = 20 * 1024 * 1024
+    timeout: Annotated[float, Meta(gt=0)] = 30.0
+    max_redirects: Annotated[int, Meta(ge=0)] = 3
+
+
 class Route(msgspec.Struct, forbid_unknown_fields=True):
     """A ``[[routes]]`` entry: requests for ``model`` go to ``backend``."""
 
@@ -124,6 +142,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     backends: dict[str, BackendSettings] = msgspec.field(default_factory=dict)
     routes: list[Route] = msgspec.field(default_factory=list)
+    fetch: FetchSettings | None = None
 
     @classmethod
     def default(cls, *, data_dir: str | None = None) -> Config:
@@ -188,6 +207,7 @@ def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
         server=raw.server,
         backends=backends,
         routes=raw.routes,
+        fetch=raw.fetch,
     )
     if not config.backends:
         defaults = Config.default()

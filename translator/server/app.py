@@ -18,7 +18,7 @@ import pluggy
 from aiohttp import web
 
 from ..backend import BackendContext
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, FetchSettings
 from ..core import Translator
 from ..errors import ModelNotFoundError
 from ..stores import DiskFileStore, FileStore, MemoryFileStore, MemorySessionStore
@@ -74,7 +74,7 @@ def create_app(
     owned = translator is None
     if translator is None:
         config.check()
-        context = BackendContext(files=store, fetcher=_fetcher())
+        context = BackendContext(files=store, fetcher=_fetcher(config.fetch))
         try:
             translator = Translator.from_settings(
                 config.backends,
@@ -169,8 +169,15 @@ def _file_store(data_dir: str | None) -> FileStore:
     return DiskFileStore(Path(data_dir).expanduser())
 
 
-def _fetcher() -> object:
-    """The guarded media fetcher backends use for remote images and files."""
+def _fetcher(settings: FetchSettings | None) -> object:
+    """The guarded media fetcher backends share, when ``[fetch]`` configures one."""
+    if settings is None:
+        return None
     from ..fetch import MediaFetcher
 
-    return MediaFetcher()
+    return MediaFetcher(
+        allow=settings.allow,
+        max_bytes=settings.max_bytes,
+        timeout=settings.timeout,
+        max_redirects=settings.max_redirects,
+    )
