@@ -7,6 +7,7 @@ import json
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -165,15 +166,24 @@ def slow_reply(seconds: float) -> Reply:
     return reply
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
+@asynccontextmanager
+async def running_upstream() -> AsyncIterator[Upstream]:
+    """An :class:`Upstream` listening on 127.0.0.1 for the duration of the block."""
     up = Upstream()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", up.handle)
     up.server = TestServer(app, host="127.0.0.1")
     await up.server.start_server()
-    yield up
-    await up.server.close()
+    try:
+        yield up
+    finally:
+        await up.server.close()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    async with running_upstream() as up:
+        yield up
 
 
 @pytest.fixture
