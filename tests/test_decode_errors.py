@@ -124,6 +124,18 @@ CASES: dict[str, tuple[bytes, str | None, str | None, list[str]]] = {
         "invalid_type",
         ["got null"],
     ),
+    "role not a string": (
+        _body(messages=[{"role": 1, "content": "x"}]),
+        "messages[0].role",
+        "invalid_type",
+        ["expected a string, but got an integer instead.", "'system', 'developer'"],
+    ),
+    "part type not a string": (
+        _body(messages=[_user({"type": None})]),
+        "messages[0].content[0].type",
+        "invalid_type",
+        ["expected a string, but got null instead.", "'input_file'"],
+    ),
     # missing required fields
     "no model": (
         json.dumps({"messages": [USER]}).encode(),

@@ -10,12 +10,14 @@ the defaults the model documents for ``vlmrun.metadata``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from translator.errors import InvalidRequestError
 from translator.model import ChatRequest
 from translator.openai import decode_request, encode_request
 
@@ -372,3 +374,112 @@ def test_the_comparison_catches_loss_and_change(sent: Json, got: Json) -> None:
 def test_the_comparison_allows_numbers_and_documented_defaults() -> None:
     _assert_kept({"t": 1}, {"t": 1.0}, "")
     _assert_kept({"vlmrun": {"metadata": {}}}, {"vlmrun": {"metadata": METADATA_DEFAULTS}}, "")
+
+
+def _places(doc: Json, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every place in a JSON document, as a path of keys and indexes."""
+    found = [path]
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            found += _places(value, (*path, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            found += _places(value, (*path, i))
+    return found
+
+
+PARAM_STEP = re.compile(r'\.?([A-Za-z0-9_-]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
+
+
+def _resolves(doc: Json, param: str) -> bool:
+    """Whether ``param`` names a place in ``doc`` (its last step may be missing)."""
+    steps: list[str | int] = []
+    end = 0
+    for match in PARAM_STEP.finditer(param):
+        assert match.start() == end, f"{param!r} is not a path"
+        end = match.end()
+        name, index, quoted = match.groups()
+        steps.append(int(index) if index else json.loads(quoted) if quoted else name)
+    assert end == len(param), f"{param!r} is not a path"
+    for i, step in enumerate(steps):
+        last = i == len(steps) - 1
+        in_list = isinstance(step, int) and isinstance(doc, list) and step < len(doc)
+        in_dict = isinstance(step, str) and isinstance(doc, dict) and step in doc
+        if not (in_list or in_dict):
+            return last and isinstance(doc, dict)
+        doc = doc[step]
+    return True
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(requests(), st.data())
+def test_a_damaged_request_is_a_400_naming_a_real_place(
+    sent: dict[str, Json], data: st.DataObject
+) -> None:
+    place = data.draw(st.sampled_from(_places(sent)))
+    replacement = data.draw(st.one_of(json_value, st.just(_DELETE)))
+    damaged = _replace(sent, place, replacement)
+    error = _error_of(json.dumps(damaged).encode())
+    if error is not None:
+        assert error.status == 400
+        assert error.message
+        assert error.code is not None, error.message
+        if error.param is not None:
+            assert _resolves(damaged, error.param), (error.param, error.message)
+
+
+@given(st.binary(max_size=64))
+@settings(max_examples=100, deadline=None)
+def test_any_bytes_decode_or_are_a_400(body: bytes) -> None:
+    error = _error_of(body)
+    assert error is None or error.status == 400
+
+
+def _error_of(body: bytes) -> InvalidRequestError | None:
+    """The error decoding ``body`` raises; anything but an InvalidRequestError escapes."""
+    try:
+        decode_request(body)
+    except InvalidRequestError as error:
+        return error
+    return None
+
+
+_DELETE = object()
+
+
+def _replace(doc: Json, place: tuple[str | int, ...], value: Json) -> Json:
+    """A copy of ``doc`` with the value at ``place`` replaced, or deleted."""
+    if not place:
+        return {} if value is _DELETE else value
+    head, rest = place[0], place[1:]
+    copy = dict(doc) if isinstance(doc, dict) else list(doc)
+    if rest:
+        copy[head] = _replace(doc[head], rest, value)  # type: ignore[index,call-overload]
+    elif value is _DELETE:
+        del copy[head]  # type: ignore[arg-type]
+    else:
+        copy[head] = value  # type: ignore[index,call-overload]
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("param", "resolves"),
+    [
+        ("messages[0].content", True),
+        ("messages[0].missing", True),
+        ("messages[5].content", False),
+        ("logit_bias.50256", True),
+        ('logit_bias["a b"]', True),
+        ("nothing.here", False),
+    ],
+)
+def test_resolves_checks_a_param_against_the_document(param: str, resolves: bool) -> None:
+    doc = {
+        "messages": [{"role": "user", "content": "x"}],
+        "logit_bias": {"50256": 1, "a b": 2},
+    }
+    assert _resolves(doc, param) is resolves

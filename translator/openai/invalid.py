@@ -29,7 +29,7 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _FIELD = re.compile(r"^Field `(?P<field>[^`]+)`: (?P<msg>.*)$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
-_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
+_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`(?:, got `(?P<got>[^`]+)`)?$")
 _BOUND = re.compile(r"^Expected `(?P<kind>int|float)` (?P<op>>=|<=|>|<) (?P<limit>\S+)$")
 _LENGTH = re.compile(r"^Expected `(?P<kind>str|array|object)` of length (?P<op>>=|<=) (?P<n>\d+)$")
 _PATTERN = re.compile(r"^Expected `str` matching regex (?P<pattern>.+)$")
@@ -120,9 +120,11 @@ def _explain(message: str, spot: _Spot, at_key: bool) -> InvalidRequestError:
     if (typed := _TYPE.match(message)) is not None:
         expected = [_WORDS.get(t, f"`{t}`") for t in typed["expected"].split(" | ")]
         wanted = expected[0] if len(expected) == 1 else "one of " + _or(expected)
-        got = _WORDS.get(typed["got"], typed["got"])
+        kind = typed["got"] or _kind(spot.value)
+        got = f", but got {_WORDS.get(kind, kind)} instead" if kind else ""
+        valid = f" Supported values are: {_listed(spot.choices)}." if spot.choices else ""
         return InvalidRequestError(
-            f"Invalid type for '{param}': expected {wanted}, but got {got} instead.",
+            f"Invalid type for '{param}': expected {wanted}{got}.{valid}",
             param=param,
             code="invalid_type",
         )
@@ -347,6 +349,28 @@ def _shown(value: Any) -> str:
     if isinstance(value, str):
         text = f"'{text[1:-1]}'"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str | None:
+    """msgspec's name for the JSON type of ``value``."""
+    if value is _NOTHING:
+        return None
+    if value is None:
+        return "null"
+    for kind, types_ in _KINDS:
+        if isinstance(value, types_):
+            return kind
+    return None
+
+
+_KINDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("bool", bool),
+    ("int", int),
+    ("float", float),
+    ("str", str),
+    ("array", list),
+    ("object", dict),
+)
 
 
 def _listed(values: tuple[object, ...], last: str = "and") -> str:
