@@ -6,12 +6,16 @@ Adding or removing a public name is a decision; this test makes it a visible one
 from __future__ import annotations
 
 import inspect
+import json
 import types
+
+import pytest
 
 import translator
 import translator.errors
 import translator.model
 import translator.openai
+from translator import errors
 
 PUBLIC = [
     "Backend",
@@ -96,3 +100,69 @@ def test_every_error_descends_from_translator_error_and_has_a_status() -> None:
         assert 400 <= error.status < 600
     assert translator.InvalidRequestError.status == 400
     assert translator.decode_request is translator.openai.decode_request
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind", "code"),
+    [
+        (errors.TranslatorError("x"), 500, "server_error", None),
+        (errors.InvalidRequestError("x"), 400, "invalid_request_error", None),
+        (errors.UnsupportedFieldError("x"), 400, "invalid_request_error", "unsupported_parameter"),
+        (errors.FetchRefusedError("x"), 400, "invalid_request_error", "invalid_url"),
+        (errors.NeedsIOError("x"), 400, "invalid_request_error", "requires_io"),
+        (errors.AuthenticationError("x"), 401, "authentication_error", "invalid_api_key"),
+        (errors.PermissionDeniedError("x"), 403, "permission_error", None),
+        (errors.NotFoundError("x"), 404, "not_found_error", None),
+        (errors.ModelNotFoundError("x"), 404, "invalid_request_error", "model_not_found"),
+        (errors.PayloadTooLargeError("x"), 413, "invalid_request_error", "payload_too_large"),
+        (errors.RateLimitError("x"), 429, "rate_limit_error", None),
+        (errors.UpstreamError("x"), 502, "upstream_error", None),
+        (errors.UpstreamUnavailableError("x"), 502, "upstream_error", "upstream_unavailable"),
+        (errors.UpstreamTimeoutError("x"), 504, "upstream_error", "upstream_timeout"),
+        (errors.MalformedUpstreamError("x"), 502, "upstream_error", "upstream_malformed"),
+        (errors.UpstreamStatusError("x", status=429), 429, "rate_limit_error", None),
+        (errors.UpstreamStatusError("x", status=404), 404, "not_found_error", None),
+        (errors.UpstreamStatusError("x", status=418), 418, "invalid_request_error", None),
+        (errors.UpstreamStatusError("x", status=500), 500, "upstream_error", None),
+        (
+            errors.UpstreamStatusError("x", status=400, error_type="custom", code="c"),
+            400,
+            "custom",
+            "c",
+        ),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else None,
+)
+def test_each_error_knows_its_status_and_openai_body(
+    error: errors.TranslatorError, status: int, kind: str, code: str | None
+) -> None:
+    assert error.status == status
+    body = error.to_openai()
+    assert body == {"error": {"message": "x", "type": kind, "param": None, "code": code}}
+    assert json.loads(error.to_json()) == body
+    assert list(json.loads(error.to_json())["error"]) == ["message", "type", "param", "code"]
+
+
+def test_param_code_and_status_can_be_given() -> None:
+    error = errors.InvalidRequestError("bad", param="messages[0]", code="c", status=422)
+    assert error.status == 422
+    assert error.to_openai()["error"] == {
+        "message": "bad",
+        "type": "invalid_request_error",
+        "param": "messages[0]",
+        "code": "c",
+    }
+    assert errors.InvalidRequestError.status == 400, "a given status stays on the instance"
+    assert "param='messages[0]'" in repr(error)
+
+
+def test_the_timeout_error_is_a_builtin_timeout_and_upstream_errors_name_their_backend() -> None:
+    error = errors.UpstreamTimeoutError("slow", backend="ollama")
+    assert isinstance(error, TimeoutError)
+    assert error.backend == "ollama"
+
+
+def test_the_module_docstring_draws_every_error() -> None:
+    tree = errors.__doc__ or ""
+    for name in errors.__all__:
+        assert f" {name} " in tree, name
