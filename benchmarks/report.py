@@ -172,7 +172,7 @@ def render_rows(rows: Sequence[Row]) -> tuple[str, list[str]]:
                 backend,
                 _size(row.bytes) if row.bytes else "",
                 _num(row.us),
-                _num(row.mb_s, 1),
+                "" if row.stage == "apply matrix" else _num(row.mb_s, 1),
                 _num(row.ratio),
                 _row_target(row),
             ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import partial
 
 from translator.backend import Backend
@@ -15,7 +14,7 @@ from translator.openai import decode_request, encode_response
 from . import baselines
 from .corpus import Payload, native_reply
 from .plan import Plan
-from .timing import Loop
+from .timing import Loop, clock
 
 __all__ = ["request_plan", "response_plan"]
 
@@ -71,10 +70,10 @@ def _apply_loop(body: bytes, backend: Backend, mode: Mode | None) -> Loop:
         while n > 0:
             batch = [decode_request(body) for _ in range(min(n, pool))]
             apply = backend.matrix.apply
-            start = time.perf_counter_ns()
+            start = clock()
             for request in batch:
                 apply(request, mode=mode)
-            total += time.perf_counter_ns() - start
+            total += clock() - start
             n -= len(batch)
         return total
 
