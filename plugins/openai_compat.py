@@ -204,6 +204,18 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
+def _upstream_error(detail: UpstreamDetail, backend: str) -> UpstreamStatusError:
+    """An error the upstream reported inside a 200 reply, passed through as a 502."""
+    return UpstreamStatusError(
+        detail.message,
+        status=502,
+        backend=backend,
+        error_type=detail.type or "upstream_error",
+        param=detail.param,
+        code=detail.code,
+    )
+
+
 def _scrub(value: Any) -> Any:
     """Drop nulls and ``logprobs`` from generic JSON so the canonical types accept it."""
     if isinstance(value, dict):
@@ -226,14 +238,7 @@ def _lenient(body: bytes, backend: str) -> dict[str, Any]:
         )
     detail = _detail(found) if "error" in found else None
     if detail is not None:
-        raise UpstreamStatusError(
-            detail.message,
-            status=502,
-            backend=backend,
-            error_type=detail.type or "upstream_error",
-            param=detail.param,
-            code=detail.code,
-        )
+        raise _upstream_error(detail, backend)
     scrubbed: dict[str, Any] = _scrub(found)
     return scrubbed
 
@@ -366,6 +371,8 @@ class OpenAICompatBackend(Backend):
         async with self.http.stream(
             "POST", self.url, body=body, headers=self._stream_headers, parse_error=parse_error
         ) as response:
+            if response.content_type == "application/json":
+                raise _not_a_stream(await response.read(), self.name)
             async for piece in response.content.iter_any():
                 for event in sse.feed(piece):
                     if event.data == _DONE:
@@ -379,6 +386,20 @@ class OpenAICompatBackend(Backend):
             f"The {self.name} backend's stream ended without [DONE]: it was cut off.",
             backend=self.name,
         )
+
+
+def _not_a_stream(body: bytes, backend: str) -> Exception:
+    """The error for a stream request answered with one JSON body (an error, usually)."""
+    try:
+        detail = parse_error(body)
+    except msgspec.DecodeError:
+        detail = None
+    if detail is None:
+        return MalformedUpstreamError(
+            f"The {backend} backend answered a stream request with JSON, not events.",
+            backend=backend,
+        )
+    return _upstream_error(detail, backend)
 
 
 class _SessionKeepingBackend(OpenAICompatBackend):

@@ -292,3 +292,15 @@ async def test_a_form_factory_is_built_for_each_attempt(
     mocked.post(URL, status=200)
     assert (await client.send("POST", URL, data=form)).status == 200
     assert len(built) == 2
+
+
+async def test_a_redirect_is_not_followed_and_is_a_502(
+    client: BoundClient, mocked: aioresponses
+) -> None:
+    mocked.post(URL, status=301, headers={"Location": "https://upstream.test/v1/thing"})
+    reply = await client.send("POST", URL)
+    assert reply.status == 301
+    assert not reply.ok
+    with pytest.raises(UpstreamStatusError, match=r"redirecting to https://upstream") as caught:
+        client.check(reply)
+    assert caught.value.status == 502

@@ -654,3 +654,14 @@ async def test_a_stream_closed_early_closes_the_upstream(
     await stream.aclose()
     await asyncio.wait_for(upstream.disconnected.wait(), 5)
     assert not translator.context.http.session.connector._acquired  # type: ignore[union-attr]
+
+
+async def test_a_stream_answered_with_a_json_error(
+    upstream: Upstream, translator: Translator
+) -> None:
+    upstream.then(json_reply(OPENAI_ERROR), json_reply(COMPLETION))
+    with pytest.raises(UpstreamStatusError) as caught:
+        await collect(translator, request(stream=True))
+    assert (caught.value.status, caught.value.message) == (502, "Invalid value for 'temperature'.")
+    with pytest.raises(MalformedUpstreamError, match="JSON, not events"):
+        await collect(translator, request(stream=True))

@@ -91,7 +91,8 @@ class Reply(msgspec.Struct, frozen=True):
 
     @property
     def ok(self) -> bool:
-        return self.status < 400
+        """A 2xx status (redirects are not followed, so a 3xx is not OK either)."""
+        return 200 <= self.status < 300
 
 
 class UpstreamDetail(msgspec.Struct, frozen=True):
@@ -230,7 +231,7 @@ class BoundClient:
                     raise error from exc
                 await self._pause(attempt, None, method, url, type(exc).__name__)
                 continue
-            if response.status >= 400:
+            if not 200 <= response.status < 300:
                 try:
                     reply = Reply(response.status, response.headers, await response.read())
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -269,13 +270,24 @@ class BoundClient:
     def check(self, reply: Reply, parse_error: MessageParser | None = None) -> Reply:
         """Return ``reply`` if its status is OK, else raise it as an upstream error.
 
-        A 4xx keeps its status; 503 and 504 keep theirs; any other 5xx is a 502.
+        A 4xx keeps its status; 503 and 504 keep theirs; any other status
+        (another 5xx, a redirect, which is never followed) is a 502.
         When ``parse_error`` returns an :class:`UpstreamDetail`, its message,
         type, param and code are passed through unchanged; a plain message is
         prefixed with the backend's name and status.
         """
         if reply.ok:
             return reply
+        if 300 <= reply.status < 400:
+            where = reply.headers.get("Location", "elsewhere")
+            raise UpstreamStatusError(
+                f"The {self.backend} backend answered {reply.status}, redirecting to {where}; "
+                "redirects are not followed: check the backend's base_url.",
+                status=502,
+                backend=self.backend,
+                error_type="upstream_error",
+                code=f"upstream_{reply.status}",
+            )
         raise self.status_error(reply.status, reply.body, parse_error)
 
     def status_error(
@@ -288,13 +300,13 @@ class BoundClient:
                 found = parse_error(body)
             except (msgspec.DecodeError, ValueError, TypeError):
                 found = None
-        shown = status if status < 500 or status in _KEPT_5XX else 502
+        shown = status if 400 <= status < 500 or status in _KEPT_5XX else 502
         if isinstance(found, UpstreamDetail):
             return UpstreamStatusError(
                 found.message,
                 status=shown,
                 backend=self.backend,
-                error_type=found.type or (None if status < 500 else "upstream_error"),
+                error_type=found.type or (None if shown < 500 else "upstream_error"),
                 param=found.param,
                 code=found.code,
             )
@@ -303,7 +315,7 @@ class BoundClient:
             f"The {self.backend} backend answered {status}: {message}",
             status=shown,
             backend=self.backend,
-            error_type=None if status < 500 else "upstream_error",
+            error_type=None if shown < 500 else "upstream_error",
             code=f"upstream_{status}",
         )
 
