@@ -61,9 +61,10 @@ def create_app(
     """The server for ``config`` (default: every model through ``echo``).
 
     Pass ``translator`` to serve backends built elsewhere (the caller then
-    closes it); otherwise the backends are built from ``config`` through the
-    plugins of ``plugin_manager`` and closed when the app shuts down. ``files``
-    replaces the store ``config`` names (``server.data_dir``, else memory).
+    closes it; its context is given the file store if it has none); otherwise
+    the backends are built from ``config`` through the plugins of
+    ``plugin_manager`` and closed when the app shuts down. ``files`` replaces
+    the store ``config`` names (``server.data_dir``, else memory).
     Raises :class:`~translator.config.ConfigError` for a configuration that
     cannot be served.
     """
@@ -72,6 +73,8 @@ def create_app(
     api_keys = settings.resolve_api_keys(environ)
     store = files or _file_store(settings.data_dir)
     owned = translator is None
+    if translator is not None and translator.context.files is None:
+        translator.context.files = store  # so that uploaded ids reach its backends
     if translator is None:
         config.check()
         context = BackendContext(files=store, fetcher=_fetcher(config.fetch))
