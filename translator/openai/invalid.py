@@ -48,7 +48,8 @@ _NOTHING: Any = object()
 
 
 class _Spot(NamedTuple):
-    """Where a decode failed: the ``param``, the valid values there, what was sent."""
+    """Where a decode failed: the ``param``, the model's type there (``None`` when
+    it could not be followed), the valid values there, and what was sent."""
 
     param: str
     type: Any
@@ -99,7 +100,7 @@ def _whole_body(message: str) -> InvalidRequestError:
 
 def _explain(message: str, spot: _Spot, at_key: bool) -> InvalidRequestError:
     """An OpenAI-worded error for one msgspec message at ``spot``."""
-    param = spot.param or ""
+    param = spot.param
     sent = _shown(spot.value)
     if (missing := _MISSING.match(message)) is not None:
         field = f"{param}.{missing['field']}" if param else missing["field"]
