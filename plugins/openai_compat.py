@@ -185,17 +185,26 @@ def parse_error(body: bytes) -> UpstreamDetail | None:
 
 
 def _detail(found: dict[str, Any]) -> UpstreamDetail | None:
-    error = found.get("error", found.get("detail", found.get("message")))
+    error = found.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return UpstreamDetail(
-            error["message"],
-            type=_text(error.get("type")),
-            param=_text(error.get("param")),
-            code=_text(error.get("code")),
-        )
+        return _detail_of(error)
     if isinstance(error, str) and error:
         return UpstreamDetail(error)
+    if isinstance(found.get("message"), str) and found["message"]:
+        return _detail_of(found)  # the flat form: {"object": "error", "message": ...}
+    detail = found.get("detail")
+    if isinstance(detail, str) and detail:
+        return UpstreamDetail(detail)
     return None
+
+
+def _detail_of(error: dict[str, Any]) -> UpstreamDetail:
+    return UpstreamDetail(
+        error["message"],
+        type=_text(error.get("type")),
+        param=_text(error.get("param")),
+        code=_text(error.get("code")),
+    )
 
 
 def _text(value: Any) -> str | None:
@@ -291,11 +300,7 @@ class _ChunkDecoder:
 
     def decode(self, event: SSEEvent) -> ChatChunk:
         if event.event == "error":
-            obj = _lenient(event.data, self.backend)
-            raise MalformedUpstreamError(
-                f"The {self.backend} backend reported an error in its stream: {obj}",
-                backend=self.backend,
-            )
+            raise _reported_error(event.data, self.backend, "reported an error in its stream")
         try:
             return _chunk_decoder.decode(event.data)
         except msgspec.DecodeError:
@@ -372,7 +377,8 @@ class OpenAICompatBackend(Backend):
             "POST", self.url, body=body, headers=self._stream_headers, parse_error=parse_error
         ) as response:
             if response.content_type == "application/json":
-                raise _not_a_stream(await response.read(), self.name)
+                reply = await response.read()
+                raise _reported_error(reply, self.name, "answered with JSON, not events")
             async for piece in response.content.iter_any():
                 for event in sse.feed(piece):
                     if event.data == _DONE:
@@ -388,18 +394,16 @@ class OpenAICompatBackend(Backend):
         )
 
 
-def _not_a_stream(body: bytes, backend: str) -> Exception:
-    """The error for a stream request answered with one JSON body (an error, usually)."""
+def _reported_error(body: bytes, backend: str, what: str) -> Exception:
+    """The upstream's error in ``body``, or a 502 saying the upstream ``what``."""
     try:
         detail = parse_error(body)
     except msgspec.DecodeError:
         detail = None
-    if detail is None:
-        return MalformedUpstreamError(
-            f"The {backend} backend answered a stream request with JSON, not events.",
-            backend=backend,
-        )
-    return _upstream_error(detail, backend)
+    if detail is not None:
+        return _upstream_error(detail, backend)
+    shown = body[:200].decode("utf-8", "replace")
+    return MalformedUpstreamError(f"The {backend} backend {what}: {shown}", backend=backend)
 
 
 class _SessionKeepingBackend(OpenAICompatBackend):

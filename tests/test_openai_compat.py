@@ -663,5 +663,39 @@ async def test_a_stream_answered_with_a_json_error(
     with pytest.raises(UpstreamStatusError) as caught:
         await collect(translator, request(stream=True))
     assert (caught.value.status, caught.value.message) == (502, "Invalid value for 'temperature'.")
-    with pytest.raises(MalformedUpstreamError, match="JSON, not events"):
+    with pytest.raises(MalformedUpstreamError, match="with JSON, not events"):
         await collect(translator, request(stream=True))
+
+
+async def test_an_error_event_inside_a_stream(upstream: Upstream, translator: Translator) -> None:
+    error = b"event: error\ndata: " + json.dumps(OPENAI_ERROR["error"]).encode() + b"\n\n"
+    upstream.then(
+        upstream.sse([chunk({"content": "a"}), error]),
+        upstream.sse([b"event: error\ndata: oops\n\n"]),
+    )
+    with pytest.raises(UpstreamStatusError) as caught:
+        await collect(translator, request(stream=True))
+    assert (caught.value.message, caught.value.param) == (
+        "Invalid value for 'temperature'.",
+        "temperature",
+    )
+    with pytest.raises(MalformedUpstreamError, match="reported an error in its stream: oops"):
+        await collect(translator, request(stream=True))
+
+
+async def test_backends_of_one_translator_share_one_pooled_session(upstream: Upstream) -> None:
+    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[openai_compat])
+    config = {
+        name: BackendSettings(plugin="openai-compatible", base_url=upstream.base_url)
+        for name in ("a", "b")
+    }
+    t = Translator.from_settings(config, plugin_manager=pm)
+    await t.complete(request(), "a")
+    await t.complete(request(), "b")
+    a, b = t.backend("a"), t.backend("b")
+    assert isinstance(a, openai_compat.OpenAICompatBackend)
+    assert isinstance(b, openai_compat.OpenAICompatBackend)
+    assert a.http.client is b.http.client is t.context.http
+    session = t.context.http.session
+    await t.aclose()
+    assert session.closed

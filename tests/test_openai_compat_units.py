@@ -150,6 +150,11 @@ def test_decode_an_error_body_as_the_upstream_error() -> None:
         (b'{"detail": "fastapi says"}', UpstreamDetail("fastapi says")),
         (b'{"message": "bare"}', UpstreamDetail("bare")),
         (b'{"object": "error", "message": "vllm"}', UpstreamDetail("vllm")),
+        (
+            b'{"object": "error", "message": "too long", "type": "BadRequestError", "code": 400}',
+            UpstreamDetail("too long", type="BadRequestError", code="400"),
+        ),
+        (b'{"detail": [{"loc": ["body"]}]}', None),
         (b"[]", None),
         (b'{"error": {"no": "message"}}', None),
     ],
