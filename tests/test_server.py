@@ -624,3 +624,25 @@ async def test_graceful_shutdown_lets_in_flight_requests_finish() -> None:
         response = await pending  # the server shut down while it was in flight
         assert response.status == 200
         assert (await response.json())["choices"][0]["message"]["content"] == "Hello"
+
+
+def test_json_log_lines_carry_the_event_and_its_fields() -> None:
+    from translator.server.logs import JSONFormatter, log_event
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("translator.test-json")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    log_event(logger, logging.INFO, "request", request_id="req_1", status=200, model=None)
+    logger.info("plain %s", "text")
+    formatter = JSONFormatter()
+    event, plain = (json.loads(formatter.format(r)) for r in records)
+    assert event["event"] == "request"
+    assert (event["request_id"], event["status"], event["level"]) == ("req_1", 200, "info")
+    assert plain["message"] == "plain text"
+    assert records[0].getMessage() == "request request_id=req_1 status=200"
