@@ -181,7 +181,7 @@ class BoundClient:
                 ) as response:
                     reply = Reply(response.status, response.headers, await response.read())
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error, retryable = self._transport_error(exc, url)
+                error, retryable = self._transport_error(exc)
                 if last or not retryable:
                     raise error from exc
                 await self._pause(attempt, None, method, url, type(exc).__name__)
@@ -226,7 +226,7 @@ class BoundClient:
                     allow_redirects=False,
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error, retryable = self._transport_error(exc, url)
+                error, retryable = self._transport_error(exc)
                 if last or not retryable:
                     raise error from exc
                 await self._pause(attempt, None, method, url, type(exc).__name__)
@@ -235,7 +235,7 @@ class BoundClient:
                 try:
                     reply = Reply(response.status, response.headers, await response.read())
                 except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise self._transport_error(exc, url)[0] from exc
+                    raise self._transport_error(exc)[0] from exc
                 finally:
                     response.release()
                 if (
@@ -341,7 +341,7 @@ class BoundClient:
         base = min(self.policy.backoff_max, self.policy.backoff_base * (2**attempt))
         return random.uniform(base / 2, base)
 
-    def _transport_error(self, exc: BaseException, url: str) -> tuple[UpstreamError, bool]:
+    def _transport_error(self, exc: BaseException) -> tuple[UpstreamError, bool]:
         """The error for a failed attempt, and whether another attempt is safe."""
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return self._timeout_error(), True  # nothing was sent yet
