@@ -226,11 +226,11 @@ CASES: dict[str, tuple[bytes, str | None, str | None, list[str]]] = {
         "integer_above_max_value",
         ["<= 100, but got 101"],
     ),
-    "logit_bias odd key": (
-        _body(logit_bias={"1": 0, "a b": -101}),
-        'logit_bias["a b"]',
-        "integer_below_min_value",
-        [">= -100"],
+    "logit_bias not a token id": (
+        _body(logit_bias={"1": 0, "hello": 1}),
+        "logit_bias",
+        "invalid_value",
+        ["Invalid key in 'logit_bias'", "'hello'", "^[0-9]+$"],
     ),
     "max_tokens zero": (_body(max_tokens=0), "max_tokens", "integer_below_min_value", [">= 1"]),
     "seed too big": (_body(seed=2**64), "seed", "integer_above_max_value", []),
@@ -245,6 +245,12 @@ CASES: dict[str, tuple[bytes, str | None, str | None, list[str]]] = {
         "metadata.k",
         "string_above_max_length",
         ["maximum length 512, but got 513"],
+    ),
+    "metadata odd key": (
+        _body(metadata={"ok": "v", "a.b c": "v" * 513}),
+        'metadata["a.b c"]',
+        "string_above_max_length",
+        ["Invalid 'metadata[\"a.b c\"]': string too long"],
     ),
     "metadata key": (
         _body(metadata={"k" * 65: "v"}),

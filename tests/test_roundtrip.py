@@ -215,7 +215,9 @@ OPTIONAL: dict[str, Any] = {
     "frequency_penalty": unit(-2, 2),
     "function_call": st.one_of(st.sampled_from(["none", "auto"]), obj({"name": text})),
     "functions": st.lists(function, min_size=1, max_size=2),
-    "logit_bias": maybe_null(st.dictionaries(text, st.integers(-100, 100), max_size=3)),
+    "logit_bias": maybe_null(
+        st.dictionaries(st.from_regex(r"[0-9]{1,6}", fullmatch=True), st.integers(-100, 100))
+    ),
     "logprobs": maybe_null(st.booleans()),
     "max_completion_tokens": maybe_null(st.integers(1, 10**6)),
     "max_tokens": maybe_null(st.integers(1, 10**6)),

@@ -49,6 +49,7 @@ __all__ = [
 
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 Bias = Annotated[int, Meta(ge=-100, le=100)]
+TokenID = Annotated[str, Meta(pattern=r"^[0-9]+$")]
 Positive = Annotated[int, Meta(ge=1)]
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 MetadataKey = Annotated[str, Meta(max_length=64)]
@@ -150,7 +151,7 @@ class ChatRequest(msgspec.Struct, dict=True, forbid_unknown_fields=True):
     functions: (
         Annotated[list[FunctionDefinition], Meta(min_length=1, max_length=128)] | UnsetType
     ) = UNSET
-    logit_bias: dict[str, Bias] | UnsetType | None = UNSET
+    logit_bias: dict[TokenID, Bias] | UnsetType | None = UNSET
     logprobs: bool | UnsetType | None = UNSET
     max_completion_tokens: Positive | UnsetType | None = UNSET
     max_tokens: Positive | UnsetType | None = UNSET

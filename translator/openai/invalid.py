@@ -144,9 +144,9 @@ def _explain(message: str, spot: _Spot, at_key: bool) -> InvalidRequestError:
         return _bad_length(param, length, spot.value, at_key)
     if (pattern := _PATTERN.match(message)) is not None:
         got = f", but got {sent} instead" if sent else ""
+        where = f"key in '{param}'" if at_key else f"'{param}'"
         return InvalidRequestError(
-            f"Invalid '{param}': expected a string matching the pattern "
-            f"{pattern['pattern']}{got}.",
+            f"Invalid {where}: expected a string matching the pattern {pattern['pattern']}{got}.",
             param=param,
             code="invalid_value",
         )
@@ -287,9 +287,7 @@ def _narrow(tp: Any, value: Any) -> Any:
 def _tags(tp: Any, field: str) -> tuple[object, ...]:
     """The tags of a tagged union whose tag field is ``field``; empty otherwise."""
     structs = _structs(_members(tp))
-    return tuple(
-        s.__struct_config__.tag for s in structs if s.__struct_config__.tag_field == field
-    )
+    return tuple(s.__struct_config__.tag for s in structs if s.__struct_config__.tag_field == field)
 
 
 def _field(tp: Any, name: str) -> Any:
