@@ -40,6 +40,28 @@ CASES: dict[str, tuple[bytes, str | None, str | None, list[str]]] = {
         ["could not parse"],
     ),
     "not utf-8 key": (b'{"\xff": 1, "model": "m"}', None, "invalid_json", ["could not parse"]),
+    "nested too deeply": (
+        _body()[:-1] + b',"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        None,
+        "invalid_json",
+        ["nested too deeply"],
+    ),
+    "schema nested too deeply": (
+        _body()[:-1]
+        + b',"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"a":'
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}}}}",
+        None,
+        "invalid_json",
+        ["nested too deeply"],
+    ),
+    "bad value before deep nesting": (
+        _body(temperature=9)[:-1] + b',"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "temperature",
+        "decimal_above_max_value",
+        ["<= 2.0"],
+    ),
     # body not an object
     "array body": (b"[]", None, "invalid_type", ["must be a JSON object", "got an array"]),
     "string body": (b'"hi"', None, "invalid_type", ["must be a JSON object", "got a string"]),

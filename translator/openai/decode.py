@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from ..model import ChatRequest, set_unknown_fields
-from .invalid import decode_error
+from .invalid import UNREADABLE, decode_error
 
 __all__ = ["decode_error", "decode_request"]
 
@@ -32,7 +32,7 @@ def decode_request(body: bytes | bytearray | memoryview) -> ChatRequest:
     except msgspec.ValidationError as exc:
         if not str(exc).startswith(_UNKNOWN) or " - at `" in str(exc):
             raise decode_error(exc, body) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except UNREADABLE as exc:
         raise decode_error(exc, body) from None
     return _decode_with_unknown(body)
 
@@ -42,7 +42,7 @@ def _decode_with_unknown(body: bytes | bytearray | memoryview) -> ChatRequest:
         fields = _shallow.decode(body)
         known = {k: v for k, v in fields.items() if k in _KNOWN}
         request = _decoder.decode(_encoder.encode(known))
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except UNREADABLE as exc:
         raise decode_error(exc, body) from None
     set_unknown_fields(request, {k: v for k, v in fields.items() if k not in _KNOWN})
     return request

@@ -20,7 +20,10 @@ from msgspec import UnsetType
 from ..errors import InvalidRequestError
 from ..model import ChatRequest
 
-__all__ = ["decode_error"]
+__all__ = ["UNREADABLE", "decode_error"]
+
+UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding a body may raise: bad JSON or schema, text not UTF-8, nesting too deep."""
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _SEGMENT = re.compile(r"\.(?P<name>[^.\[]+)|\[(?P<index>\d+|\.\.\.)\]")
@@ -58,18 +61,24 @@ class _Spot(NamedTuple):
 
 
 def decode_error(
-    exc: msgspec.DecodeError | UnicodeDecodeError,
+    exc: msgspec.DecodeError | UnicodeDecodeError | RecursionError,
     body: bytes | bytearray | memoryview | None = None,
     root: Any = ChatRequest,
 ) -> InvalidRequestError:
     """The 400 for a msgspec decode or validation failure of ``body`` as ``root``.
 
     ``param`` is the exact path of the problem; with ``body`` given, the
-    message also says what the client sent there. Text that is not UTF-8 is
-    invalid JSON.
+    message also says what the client sent there. Text that is not UTF-8, and
+    JSON nested deeper than the decoder goes, are invalid JSON.
     """
     if not isinstance(exc, msgspec.ValidationError):
-        why = "its text is not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        why = (
+            "its text is not valid UTF-8"
+            if isinstance(exc, UnicodeDecodeError)
+            else "it is nested too deeply"
+            if isinstance(exc, RecursionError)
+            else str(exc)
+        )
         return InvalidRequestError(
             f"We could not parse the JSON body of your request ({why}). "
             "The API expects a JSON object as the request body.",
@@ -197,7 +206,7 @@ def _document(body: bytes | bytearray | memoryview | None) -> Any:
         return _NOTHING
     try:
         return msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except UNREADABLE:
         return _NOTHING
 
 
