@@ -254,6 +254,12 @@ CASES: dict[str, tuple[bytes, str | None, str | None, list[str]]] = {
         "invalid_value",
         ["Invalid key in 'logit_bias'", "'hello'", "^[0-9]+$"],
     ),
+    "temperature overflows": (
+        _body()[:-1] + b',"temperature":1e400}',
+        "temperature",
+        "invalid_value",
+        ["number out of range", "64-bit float"],
+    ),
     "max_tokens zero": (_body(max_tokens=0), "max_tokens", "integer_below_min_value", [">= 1"]),
     "seed too big": (_body(seed=2**64), "seed", "integer_above_max_value", []),
     "too many stops": (

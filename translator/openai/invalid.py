@@ -166,6 +166,13 @@ def _explain(message: str, spot: _Spot, at_key: bool) -> InvalidRequestError:
             param=param,
             code="invalid_value",
         )
+    if message == "Number out of range":
+        return InvalidRequestError(
+            f"Invalid '{param}': number out of range. "
+            "Expected a number that fits in a 64-bit float.",
+            param=param,
+            code="invalid_value",
+        )
     return InvalidRequestError(f"Invalid value for '{param}': {message}.", param=param)
 
 
