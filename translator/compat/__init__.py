@@ -1,10 +1,15 @@
 """Compatibility matrices: how each backend treats every OpenAI request field."""
 
-from .matrix import REQUEST_FIELDS, Action, Matrix, Mode, Report
+from .fields import PART_TYPES, REQUEST_FIELDS, ROLES, SUB_FEATURES
+from .matrix import Matrix, Mode
+from .report import Action, Report
 from .rules import Above, Equals, Rule, Treatment, When, emulated, ignored, rejected, supported
 
 __all__ = [
+    "PART_TYPES",
     "REQUEST_FIELDS",
+    "ROLES",
+    "SUB_FEATURES",
     "Above",
     "Action",
     "Equals",

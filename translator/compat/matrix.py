@@ -1,55 +1,62 @@
 """A backend's compatibility matrix, compiled once and applied to each request.
 
-Field names are paths. Top-level request fields go by their names (``n``,
-``max_tokens``); sub-features are rows of their own:
+Rows are field paths (see :mod:`translator.compat.fields`): top-level names
+(``n``), and sub-features (``content.input_audio``, ``tool_choice.required``).
 
-=============================  =================================================
-``role.<role>``                a message role (``role.function``)
-``content.<type>``             a content part type (``content.input_file``)
-``content.image_url.detail``   an image part's ``detail``
-``response_format.<type>``     a response format (``response_format.json_schema``)
-``tool_choice.<form>``         a tool choice (``tool_choice.required``, ``tool_choice.function``)
-``tools.<type>``               a tool definition type (``tools.custom``)
-``stream_options.<option>``    a stream option (``stream_options.include_usage``)
-``vlmrun.domain``              the VLM agents extensions
-``vlmrun.metadata``
-=============================  =================================================
+- A field with rules is treated as the first rule that holds for its value
+  (conditional rules first); when none holds (``n: 1`` where only ``n > 1`` has a
+  rule) it is supported.
+- A sub-feature no rule names follows its parent row.
+- A top-level field no rule names, and any field the canonical model does not
+  know, follows the matrix's ``unknown`` policy.
+- ``model`` and ``messages`` are always taken.
 
-A sub-feature no rule names follows its parent field. A top-level field no rule
-names, and any field the canonical model does not know, follows the matrix's
-``unknown`` policy. Only fields the client sent are looked at.
+Only fields the client sent are looked at, and rows that are plainly supported
+are left out when the matrix is compiled. Ignored fields, and rejected ones in
+lenient mode, are removed from the request and reported.
+
+Emulated rows are reported too. An emulated parameter (a top-level field,
+``stream_options.<option>``, ``vlmrun.<field>``, ``content.image_url.detail``)
+is removed: the translator, which read it before the matrix was applied, does
+the work. An emulated value (a role, a part type, a response format, a tool
+choice form, a tool type) stays in place for the backend's own translation to
+emulate (``role.developer`` sent as a system message, say).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
 import msgspec
 from msgspec import UNSET
 
 from ..errors import UnsupportedFieldError
-from ..model import ChatRequest, ImagePart, Part, set_unknown_fields, tag_of, unknown_fields
+from ..model import (
+    ChatRequest,
+    ImagePart,
+    StreamOptions,
+    VlmRun,
+    set_unknown_fields,
+    tag_of,
+    unknown_fields,
+)
+from .fields import (
+    PART_CLASSES,
+    REQUEST_FIELDS,
+    REQUIRED_FIELDS,
+    ROLE_TYPES,
+    VALUE_ROWS,
+    parent_of,
+)
+from .report import Action, Report
 from .rules import Rule, Treatment
 
 __all__ = ["REQUEST_FIELDS", "Action", "Matrix", "Mode", "Report"]
 
 log = logging.getLogger("translator.compat")
-
-REQUEST_FIELDS: tuple[str, ...] = ChatRequest.__struct_fields__
-"""Every top-level field the canonical model knows, in declaration order."""
-
-_SUB_FEATURE_PARENTS = {
-    "role": "messages",
-    "content": "messages",
-    "response_format": "response_format",
-    "tool_choice": "tool_choice",
-    "tools": "tools",
-    "stream_options": "stream_options",
-    "vlmrun": "vlmrun",
-}
 
 
 class Mode(enum.StrEnum):
@@ -59,34 +66,8 @@ class Mode(enum.StrEnum):
     LENIENT = "lenient"
 
 
-class Action(msgspec.Struct, frozen=True):
-    """Something the matrix did to a request: ``path`` is where, in the request."""
-
-    path: str
-    field: str
-    treatment: Treatment
-    reason: str
-
-
-class Report(msgspec.Struct):
-    """What applying a matrix did: the fields dropped (ignored or relaxed) and emulated."""
-
-    backend: str
-    actions: list[Action] = msgspec.field(default_factory=list)
-
-    @property
-    def dropped(self) -> list[str]:
-        """Paths dropped before the backend saw them (ignored, or rejected in lenient mode)."""
-        return [a.path for a in self.actions if a.treatment is not Treatment.EMULATED]
-
-    @property
-    def emulated(self) -> list[str]:
-        """Fields the translator does for the backend (``stream``, ...)."""
-        return [a.field for a in self.actions if a.treatment is Treatment.EMULATED]
-
-    def emulates(self, field: str) -> bool:
-        """Whether ``field`` is emulated for this request."""
-        return any(a.field == field and a.treatment is Treatment.EMULATED for a in self.actions)
+_Rules = tuple[Rule, ...]
+_SubCheck = Callable[["Matrix", ChatRequest, Report, bool], None]
 
 
 class Matrix:
@@ -102,24 +83,60 @@ class Matrix:
     ) -> None:
         self.backend = backend
         self.rules: tuple[Rule, ...] = tuple(rules)
-        self.unknown = unknown
-        self.mode = mode
+        self.unknown = Treatment(unknown)
+        self.mode = Mode(mode)
+        if self.unknown is Treatment.EMULATED:
+            raise ValueError(f"{backend}: fields no rule names cannot be emulated")
         by_field: dict[str, list[Rule]] = {}
         for rule in self.rules:
             by_field.setdefault(rule.field, []).append(rule)
         # Conditional rules are tried before a rule that holds for any value.
-        self._by_field = {
+        self._by_field: dict[str, _Rules] = {
             field: tuple(sorted(rules, key=lambda r: r.when is None))
             for field, rules in by_field.items()
         }
-        self._unknown_rule = Rule("*", unknown, "not a field this backend knows")
-        self._top_checks = tuple(
-            (name, self._by_field.get(name, (self._unknown_rule,)))
-            for name in REQUEST_FIELDS
-            if self._needs_check(name)
+        for field in REQUIRED_FIELDS:
+            if any(r.treatment is not Treatment.SUPPORTED for r in by_field.get(field, ())):
+                raise ValueError(f"{backend}: '{field}' is required and must be supported")
+        self._compile()
+
+    def _compile(self) -> None:
+        active = {f: rules for f, rules in self._by_field.items() if _is_active(rules)}
+        self._unknown_rule = Rule("*", self.unknown, "not a field this backend knows")
+        # Active sub-feature rows, looked up by path while applying.
+        self._sub_rules = {f: r for f, r in active.items() if parent_of(f) is not None}
+        checks: list[tuple[str, Rule | None, _Rules, _SubCheck | None]] = []
+        for name in REQUEST_FIELDS:
+            if name in REQUIRED_FIELDS:
+                continue
+            rules = active.get(name)
+            if name not in self._by_field and self.unknown is not Treatment.SUPPORTED:
+                rules = (self._unknown_rule,)
+            prefix = name + "."
+            sub = _SUB_CHECKS[name] if any(f.startswith(prefix) for f in self._sub_rules) else None
+            if rules is not None or sub is not None:
+                checks.append((name, _fixed(rules or ()), rules or (), sub))
+        self._top_checks = tuple(checks)
+        self._lenient = self.mode is Mode.LENIENT
+        # Which checked fields were sent is found by a function generated for this
+        # matrix: one attribute test per checked field, no loop, no copies.
+        self._sent = _sent_finder([check[0] for check in checks]) if checks else None
+        self._role_rules = {
+            ROLE_TYPES[r]: (r, _fixed(v), v) for r, v in _rows(self._sub_rules, "role.").items()
+        }
+        self._role_types = frozenset(self._role_rules)
+        parts = _rows(self._sub_rules, "content.")
+        self._detail_rules = parts.pop("image_url.detail", None)
+        self._part_rules = {PART_CLASSES[t]: (t, _fixed(v), v) for t, v in parts.items()}
+        self._part_types = frozenset(self._part_rules) | (
+            {ImagePart} if self._detail_rules else set()
         )
-        self._check_messages = any(
-            f.startswith(("role.", "content.")) and self._is_active(f) for f in self._by_field
+        # Fields outside the model that rules name (a vendor's extension, say).
+        self._extra_rules = {
+            f: r for f, r in self._by_field.items() if f not in REQUEST_FIELDS and "." not in f
+        }
+        self._check_unknown = self.unknown is not Treatment.SUPPORTED or any(
+            _is_active(r) for r in self._extra_rules.values()
         )
 
     # -- building ---------------------------------------------------------
@@ -127,47 +144,51 @@ class Matrix:
     def with_overrides(self, rules: Iterable[Rule]) -> Matrix:
         """A copy in which ``rules`` replace every rule for the fields they name."""
         extra = tuple(rules)
+        if not extra:
+            return self
         replaced = {r.field for r in extra}
         kept = [r for r in self.rules if r.field not in replaced]
         return Matrix(self.backend, [*kept, *extra], unknown=self.unknown, mode=self.mode)
 
-    def with_mode(self, mode: Mode) -> Matrix:
-        """A copy applied in ``mode``."""
+    def with_mode(self, mode: Mode | str) -> Matrix:
+        """A copy applied in ``mode`` by default."""
+        mode = Mode(mode)
         if mode is self.mode:
             return self
         return Matrix(self.backend, self.rules, unknown=self.unknown, mode=mode)
+
+    def renamed(self, backend: str) -> Matrix:
+        """The same matrix for a backend called ``backend``."""
+        if backend == self.backend:
+            return self
+        return Matrix(backend, self.rules, unknown=self.unknown, mode=self.mode)
+
+    # -- asking -----------------------------------------------------------
 
     def fields(self) -> set[str]:
         """Every field some rule names."""
         return set(self._by_field)
 
     def decide(self, field: str, value: Any = None) -> Rule | None:
-        """The rule for ``field`` with ``value``, or None when no rule names it."""
-        for rule in self._by_field.get(field, ()):
-            if rule.holds(value):
-                return rule
-        return None
+        """The rule for ``field`` with ``value``; None when no rule names it or none holds."""
+        return _first(self._by_field.get(field, ()), value)
 
     def treatment(self, field: str, value: Any = None) -> Treatment:
-        """How ``field`` with ``value`` is treated, the unknown policy included."""
-        rule = self.decide(field, value)
-        if rule is None and "." in field:
-            parent = _SUB_FEATURE_PARENTS.get(field.split(".", 1)[0])
-            if parent is not None:
-                return self.treatment(parent)
-        return self.unknown if rule is None else rule.treatment
+        """How ``field`` with ``value`` is treated, fallbacks and the unknown policy included."""
+        rules = self._by_field.get(field)
+        if rules is not None:
+            rule = _first(rules, value)
+            return Treatment.SUPPORTED if rule is None else rule.treatment
+        parent = parent_of(field)
+        if parent is not None:
+            return self.treatment(parent)
+        return Treatment.SUPPORTED if field in REQUIRED_FIELDS else self.unknown
 
-    def _is_active(self, field: str) -> bool:
-        return any(r.treatment is not Treatment.SUPPORTED for r in self._by_field.get(field, ()))
-
-    def _needs_check(self, name: str) -> bool:
-        if name not in self._by_field:
-            return self.unknown is not Treatment.SUPPORTED or self._has_sub_rules(name)
-        return self._is_active(name) or self._has_sub_rules(name)
-
-    def _has_sub_rules(self, name: str) -> bool:
-        prefix = name + "."
-        return any(f.startswith(prefix) and self._is_active(f) for f in self._by_field)
+    def __repr__(self) -> str:
+        return (
+            f"Matrix({self.backend!r}, {len(self.rules)} rules, "
+            f"unknown={self.unknown.value}, mode={self.mode.value})"
+        )
 
     # -- applying ---------------------------------------------------------
 
@@ -178,81 +199,106 @@ class Matrix:
         The request is changed in place; the report says how.
         """
         report = Report(self.backend)
-        lenient = (mode or self.mode) is Mode.LENIENT
-        for name, rules in self._top_checks:
-            value = getattr(request, name)
-            if value is UNSET:
-                continue
-            rule = _first(rules, value)
-            if rule is not None and rule.treatment is not Treatment.SUPPORTED:
-                self._act(rule, name, name, value, report, lenient)
-                setattr(request, name, UNSET)
-                continue
-            sub = _SUB_CHECKS.get(name)
-            if sub is not None:
-                sub(self, request, report, lenient)
-        if self._check_messages:
-            self._apply_messages(request, report, lenient)
-        extra = unknown_fields(request)
-        if extra:
-            self._apply_unknown(request, extra, report, lenient)
-        if report.actions:
-            log.info(
-                "compat %s: %s",
-                self.backend,
-                ", ".join(f"{a.path} {a.treatment}" for a in report.actions),
-            )
+        lenient = self._lenient if mode is None else mode is _LENIENT or mode == "lenient"
+        if self._sent is not None:
+            sent = self._sent(request)
+            if sent:
+                self._apply_top(request, sent, report, lenient)
+        messages = request.messages
+        dropped: Set[int] = _NONE
+        if self._role_types and not self._role_types.isdisjoint(map(type, messages)):
+            dropped = self._apply_roles(request, report, lenient)
+        if self._part_types:
+            # Parts are reported under their message's index as sent.
+            for i, message in enumerate(messages):
+                content = message.content
+                if (
+                    type(content) is list
+                    and not self._part_types.isdisjoint(map(type, content))
+                    and i not in dropped
+                ):
+                    self._apply_parts(content, i, report, lenient)
+        # Unknown fields live in the request's __dict__ (see model.unknown_fields).
+        if self._check_unknown and request.__dict__:
+            extra = unknown_fields(request)
+            if extra:
+                self._apply_unknown(request, extra, report, lenient)
+        if report.actions and log.isEnabledFor(_INFO):
+            log.info("compat %s: %s", self.backend, report.describe())
         return report
 
+    def _apply_top(
+        self, request: ChatRequest, sent: list[int], report: Report, lenient: bool
+    ) -> None:
+        for i in sent:
+            name, rule, rules, sub = self._top_checks[i]
+            value = getattr(request, name)
+            if rule is None:
+                rule = _first(rules, value)
+            if rule is not None and rule.treatment is not _SUPPORTED:
+                self._act(rule, name, name, value, report, lenient)
+                setattr(request, name, UNSET)
+            elif sub is not None:
+                sub(self, request, report, lenient)
+
     def _act(
-        self,
-        rule: Rule,
-        field: str,
-        path: str,
-        value: Any,
-        report: Report,
-        lenient: bool,
-        *,
-        unknown: bool = False,
+        self, rule: Rule, field: str, path: str, value: Any, report: Report, lenient: bool
     ) -> None:
         """Record ``rule`` acting at ``path``; raise if it rejects in strict mode."""
-        if rule.treatment is Treatment.REJECTED and not lenient:
-            raise _rejection(self.backend, rule, field, path, value, unknown=unknown)
-        report.actions.append(Action(path, field, rule.treatment, rule.reason))
+        if rule.treatment is _REJECTED:
+            if not lenient:
+                raise _rejection(self.backend, rule, field, path, value, self._unknown_rule)
+            report.actions.append(Action(path, field, rule.treatment, rule.reason, True))
+        else:
+            report.actions.append(Action(path, field, rule.treatment, rule.reason))
 
     def _sub(self, field: str, value: Any) -> Rule | None:
-        rule = self.decide(field, value)
-        if rule is None or rule.treatment is Treatment.SUPPORTED:
+        """The rule acting on sub-feature ``field`` with ``value``, or None to keep it."""
+        rules = self._sub_rules.get(field)
+        if rules is None:
+            return None
+        rule = _first(rules, value)
+        if rule is None or rule.treatment is _SUPPORTED:
             return None
         return rule
 
-    def _apply_messages(self, request: ChatRequest, report: Report, lenient: bool) -> None:
-        kept_messages: list[Any] = []
-        for i, message in enumerate(request.messages):
-            role = tag_of(message)
-            rule = self._sub(f"role.{role}", role)
-            if rule is not None:
-                self._act(rule, f"role.{role}", f"messages[{i}]", role, report, lenient)
+    def _apply_roles(self, request: ChatRequest, report: Report, lenient: bool) -> set[int]:
+        """Apply the role rows; the indices of the messages dropped."""
+        messages = request.messages
+        dropped: set[int] = set()
+        for i, message in enumerate(messages):
+            row = self._role_rules.get(type(message))
+            if row is None:
                 continue
-            kept_messages.append(message)
-            content = getattr(message, "content", None)
-            if isinstance(content, list):
-                self._apply_parts(content, i, report, lenient)
-        if len(kept_messages) != len(request.messages):
-            request.messages = kept_messages
+            role, rule, rules = row
+            if rule is None:
+                rule = _acting(rules, role)
+            if rule is not None:
+                self._act(rule, rule.field, f"messages[{i}]", role, report, lenient)
+                if rule.treatment is not _EMULATED:
+                    dropped.add(i)
+        if dropped:
+            request.messages = [m for i, m in enumerate(messages) if i not in dropped]
+        return dropped
 
-    def _apply_parts(self, parts: list[Part], i: int, report: Report, lenient: bool) -> None:
+    def _apply_parts(self, parts: list[Any], i: int, report: Report, lenient: bool) -> None:
         dropped: list[int] = []
         for j, part in enumerate(parts):
-            tag = tag_of(part)
-            rule = self._sub(f"content.{tag}", tag)
+            row = self._part_rules.get(type(part))
+            rule = None
+            if row is not None:
+                tag, rule, rules = row
+                if rule is None:
+                    rule = _acting(rules, tag)
             if rule is not None:
-                path = f"messages[{i}].content[{j}]"
-                self._act(rule, f"content.{tag}", path, tag, report, lenient)
-                dropped.append(j)
-            elif isinstance(part, ImagePart) and part.image_url.detail is not UNSET:
+                self._act(rule, rule.field, f"messages[{i}].content[{j}]", tag, report, lenient)
+                if rule.treatment is not _EMULATED:
+                    dropped.append(j)
+            elif self._detail_rules and type(part) is ImagePart:
                 detail = part.image_url.detail
-                rule = self._sub("content.image_url.detail", detail)
+                if detail is UNSET:
+                    continue
+                rule = _acting(self._detail_rules, detail)
                 if rule is not None:
                     path = f"messages[{i}].content[{j}].image_url.detail"
                     self._act(rule, rule.field, path, detail, report, lenient)
@@ -261,48 +307,102 @@ class Matrix:
             del parts[j]
 
     def _apply_unknown(
-        self, request: ChatRequest, extra: Any, report: Report, lenient: bool
+        self, request: ChatRequest, extra: Mapping[str, msgspec.Raw], report: Report, lenient: bool
     ) -> None:
-        if self.unknown is Treatment.SUPPORTED:
-            return
-        for name in extra:
-            rule = self.decide(name) or self._unknown_rule
-            if rule.treatment is Treatment.SUPPORTED:
+        kept: dict[str, msgspec.Raw] = {}
+        for name, raw in extra.items():
+            rules = self._extra_rules.get(name)
+            if rules is None:
+                rule: Rule | None = self._unknown_rule
+            else:
+                value = msgspec.json.decode(raw) if _conditional(rules) else None
+                rule = _first(rules, value)
+            if rule is None or rule.treatment is _SUPPORTED:
+                kept[name] = raw
                 continue
-            self._act(rule, name, name, None, report, lenient, unknown=rule is self._unknown_rule)
-        kept = {k: v for k, v in extra.items() if self.treatment(k) is Treatment.SUPPORTED}
-        set_unknown_fields(request, kept)
+            self._act(rule, name, name, None, report, lenient)
+        if len(kept) != len(extra):
+            set_unknown_fields(request, kept)
 
 
-def _first(rules: tuple[Rule, ...], value: Any) -> Rule | None:
+_INFO = logging.INFO
+_LENIENT = Mode.LENIENT
+_SUPPORTED = Treatment.SUPPORTED
+_REJECTED = Treatment.REJECTED
+_EMULATED = Treatment.EMULATED
+_NONE: frozenset[int] = frozenset()
+
+
+def _sent_finder(names: list[str]) -> Callable[[ChatRequest], list[int]]:
+    """A function giving the positions in ``names`` of the fields a request sent."""
+    assert all(name.isidentifier() for name in names)
+    lines = ["def sent(request, UNSET=UNSET):", "    found = []"]
+    lines += [
+        f"    if request.{name} is not UNSET: found.append({i})" for i, name in enumerate(names)
+    ]
+    lines.append("    return found")
+    namespace: dict[str, Any] = {"UNSET": UNSET}
+    # The names are the canonical model's own field names, checked above.
+    exec("\n".join(lines), namespace)
+    finder: Callable[[ChatRequest], list[int]] = namespace["sent"]
+    return finder
+
+
+def _fixed(rules: _Rules) -> Rule | None:
+    """The one rule of a row that holds for any value, or None when values decide."""
+    return rules[0] if len(rules) == 1 and rules[0].when is None else None
+
+
+def _is_active(rules: _Rules) -> bool:
+    return any(r.treatment is not Treatment.SUPPORTED for r in rules)
+
+
+def _conditional(rules: _Rules) -> bool:
+    return any(r.when is not None for r in rules)
+
+
+def _rows(sub_rules: dict[str, _Rules], prefix: str) -> dict[str, _Rules]:
+    return {f[len(prefix) :]: r for f, r in sub_rules.items() if f.startswith(prefix)}
+
+
+def _first(rules: _Rules, value: Any) -> Rule | None:
     for rule in rules:
         if rule.holds(value):
             return rule
     return None
 
 
+def _acting(rules: _Rules | None, value: Any) -> Rule | None:
+    """The rule that acts on ``value`` (anything but supported), or None."""
+    if rules is None:
+        return None
+    rule = _first(rules, value)
+    if rule is None or rule.treatment is Treatment.SUPPORTED:
+        return None
+    return rule
+
+
 def _rejection(
-    backend: str, rule: Rule, field: str, path: str, value: Any, *, unknown: bool
+    backend: str, rule: Rule, field: str, path: str, value: Any, unknown_rule: Rule
 ) -> UnsupportedFieldError:
-    if unknown:
+    if rule is unknown_rule:
         return UnsupportedFieldError(
             f"Unrecognized request argument supplied: {field}",
             param=path,
             code="unsupported_parameter",
         )
+    reason = rule.reason.rstrip(". ")
+    head, dot, _ = field.partition(".")
+    value_row = bool(dot) and head in VALUE_ROWS and field.count(".") == 1
     if rule.when is not None:
         shown = msgspec.json.encode(value).decode() if _is_scalar(value) else "this value"
-        return UnsupportedFieldError(
-            f"The {backend} backend does not support '{field}' {rule.describe_when()} "
-            f"(got {shown}): {rule.reason}.",
-            param=path,
-            code="unsupported_value",
-        )
-    code = "unsupported_value" if "." in field and path != field else "unsupported_parameter"
+        condition = f" {rule.describe_when()} (got {shown})"
+    else:
+        condition = ""
     return UnsupportedFieldError(
-        f"The {backend} backend does not support '{field}': {rule.reason}.",
+        f"The {backend} backend does not support '{field}'{condition}: {reason}.",
         param=path,
-        code=code,
+        code="unsupported_value" if rule.when is not None or value_row else "unsupported_parameter",
     )
 
 
@@ -317,8 +417,9 @@ def _check_response_format(m: Matrix, request: ChatRequest, report: Report, leni
     tag = tag_of(request.response_format)
     rule = m._sub(f"response_format.{tag}", tag)
     if rule is not None:
-        m._act(rule, rule.field, "response_format.type", tag, report, lenient)
-        request.response_format = UNSET
+        m._act(rule, rule.field, "response_format", tag, report, lenient)
+        if rule.treatment is not Treatment.EMULATED:
+            request.response_format = UNSET
 
 
 def _check_tool_choice(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
@@ -327,7 +428,8 @@ def _check_tool_choice(m: Matrix, request: ChatRequest, report: Report, lenient:
     rule = m._sub(f"tool_choice.{form}", form)
     if rule is not None:
         m._act(rule, rule.field, "tool_choice", form, report, lenient)
-        request.tool_choice = UNSET
+        if rule.treatment is not Treatment.EMULATED:
+            request.tool_choice = UNSET
 
 
 def _check_tools(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
@@ -337,23 +439,27 @@ def _check_tools(m: Matrix, request: ChatRequest, report: Report, lenient: bool)
     for i, tool in enumerate(tools):
         tag = tag_of(tool)
         rule = m._sub(f"tools.{tag}", tag)
-        if rule is None:
+        if rule is not None:
+            m._act(rule, rule.field, f"tools[{i}]", tag, report, lenient)
+        if rule is None or rule.treatment is Treatment.EMULATED:
             kept.append(tool)
-        else:
-            m._act(rule, rule.field, f"tools[{i}].type", tag, report, lenient)
     if len(kept) != len(tools):
         request.tools = kept if kept else UNSET
+
+
+_STREAM_OPTION_ROWS = tuple((o, f"stream_options.{o}") for o in StreamOptions.__struct_fields__)
+_VLMRUN_ROWS = tuple((f, f"vlmrun.{f}") for f in VlmRun.__struct_fields__)
 
 
 def _check_stream_options(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
     options = request.stream_options
     if options is None or options is UNSET:
         return
-    for option in options.__struct_fields__:
+    for option, row in _STREAM_OPTION_ROWS:
         value = getattr(options, option)
         if value is UNSET:
             continue
-        rule = m._sub(f"stream_options.{option}", value)
+        rule = m._sub(row, value)
         if rule is not None:
             m._act(rule, rule.field, f"stream_options.{option}", value, report, lenient)
             setattr(options, option, UNSET)
@@ -362,17 +468,22 @@ def _check_stream_options(m: Matrix, request: ChatRequest, report: Report, lenie
 def _check_vlmrun(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
     vlmrun = request.vlmrun
     assert vlmrun is not UNSET
-    for name in ("domain", "metadata"):
+    for name, row in _VLMRUN_ROWS:
         value = getattr(vlmrun, name)
         if value is UNSET:
             continue
-        rule = m._sub(f"vlmrun.{name}", value)
+        rule = m._sub(row, value)
         if rule is not None:
             m._act(rule, rule.field, f"vlmrun.{name}", value, report, lenient)
             setattr(vlmrun, name, UNSET)
 
 
-_SUB_CHECKS: dict[str, Callable[[Matrix, ChatRequest, Report, bool], None]] = {
+def _no_sub_check(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
+    """Sub-feature rows of a field the canonical model does not look into."""
+
+
+_SUB_CHECKS: dict[str, _SubCheck] = {name: _no_sub_check for name in REQUEST_FIELDS}
+_SUB_CHECKS |= {
     "response_format": _check_response_format,
     "tool_choice": _check_tool_choice,
     "tools": _check_tools,
