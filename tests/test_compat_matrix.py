@@ -15,6 +15,7 @@ from translator.compat import (
     Equals,
     Matrix,
     Mode,
+    OneOf,
     Treatment,
     emulated,
     ignored,
@@ -434,3 +435,46 @@ async def test_translator_returns_what_the_matrix_did() -> None:
         assert info.value.param == "n"
         relaxed = await translator.complete(with_n, "echo", mode=Mode.LENIENT)
         assert relaxed.report.relaxed == ["n"]
+
+
+def test_overrides_naming_a_row_that_does_not_exist_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"tool_choice\.requried"):
+        MATRIX.with_overrides([rejected("tool_choice.requried", "typo")])
+
+
+def test_emulated_parameter_is_taken_off_and_reported() -> None:
+    rows = [emulated("stream_options.include_usage", "the translator counts usage")]
+    matrix = Matrix("x", rows, unknown=Treatment.SUPPORTED)
+    req = request(stream=True, stream_options={"include_usage": True})
+    report = matrix.apply(req)
+    assert report.emulated == ["stream_options.include_usage"]
+    assert report.dropped == []
+    assert req.stream_options.include_usage is UNSET
+
+
+# -- conditions -------------------------------------------------------------------
+
+
+def test_one_of_condition() -> None:
+    rows = [
+        rejected("service_tier", "only the default tiers", when=OneOf(("flex", "priority"))),
+        supported("service_tier", "sent as it is"),
+    ]
+    matrix = Matrix("x", rows, unknown=Treatment.SUPPORTED)
+    assert matrix.apply(request(service_tier="auto")).actions == []
+    error = rejection(matrix, request(service_tier="flex"))
+    assert '\'service_tier\' in "flex", "priority" (got "flex")' in error.message
+    assert error.code == "unsupported_value"
+
+
+def test_equals_never_confuses_booleans_and_numbers() -> None:
+    assert Equals(1).matches(1)
+    assert not Equals(1).matches(True)
+    assert not Equals(False).matches(0)
+    assert Equals(0).matches(0.0)
+    assert not OneOf((1, 2)).matches(True)
+
+
+def test_a_row_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"content\.input_vidoe"):
+        Matrix("x", [rejected("content.input_vidoe", "typo")])

@@ -3,7 +3,18 @@
 from .fields import PART_TYPES, REQUEST_FIELDS, ROLES, SUB_FEATURES
 from .matrix import Matrix, Mode
 from .report import Action, Report
-from .rules import Above, Equals, Rule, Treatment, When, emulated, ignored, rejected, supported
+from .rules import (
+    Above,
+    Equals,
+    OneOf,
+    Rule,
+    Treatment,
+    When,
+    emulated,
+    ignored,
+    rejected,
+    supported,
+)
 
 __all__ = [
     "PART_TYPES",
@@ -15,6 +26,7 @@ __all__ = [
     "Equals",
     "Matrix",
     "Mode",
+    "OneOf",
     "Report",
     "Rule",
     "Treatment",

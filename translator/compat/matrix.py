@@ -37,10 +37,7 @@ from ..errors import UnsupportedFieldError
 from ..model import (
     ChatRequest,
     ImagePart,
-    StreamOptions,
-    VlmRun,
     set_unknown_fields,
-    tag_of,
     unknown_fields,
 )
 from .fields import (
@@ -48,11 +45,13 @@ from .fields import (
     REQUEST_FIELDS,
     REQUIRED_FIELDS,
     ROLE_TYPES,
+    SUB_FEATURES,
     VALUE_ROWS,
     parent_of,
 )
 from .report import Action, Report
 from .rules import Rule, Treatment
+from .subfeatures import SUB_CHECKS, SubCheck
 
 __all__ = ["REQUEST_FIELDS", "Action", "Matrix", "Mode", "Report"]
 
@@ -67,7 +66,6 @@ class Mode(enum.StrEnum):
 
 
 _Rules = tuple[Rule, ...]
-_SubCheck = Callable[["Matrix", ChatRequest, Report, bool], None]
 
 
 class Matrix:
@@ -98,6 +96,9 @@ class Matrix:
         for field in REQUIRED_FIELDS:
             if any(r.treatment is not Treatment.SUPPORTED for r in by_field.get(field, ())):
                 raise ValueError(f"{backend}: '{field}' is required and must be supported")
+        no_such = sorted(f for f in by_field if "." in f and f not in _ROWS)
+        if no_such:
+            raise ValueError(f"{backend}: no such matrix rows: {', '.join(no_such)}")
         self._compile()
 
     def _compile(self) -> None:
@@ -105,7 +106,7 @@ class Matrix:
         self._unknown_rule = Rule("*", self.unknown, "not a field this backend knows")
         # Active sub-feature rows, looked up by path while applying.
         self._sub_rules = {f: r for f, r in active.items() if parent_of(f) is not None}
-        checks: list[tuple[str, Rule | None, _Rules, _SubCheck | None]] = []
+        checks: list[tuple[str, Rule | None, _Rules, SubCheck | None]] = []
         for name in REQUEST_FIELDS:
             if name in REQUIRED_FIELDS:
                 continue
@@ -113,7 +114,7 @@ class Matrix:
             if name not in self._by_field and self.unknown is not Treatment.SUPPORTED:
                 rules = (self._unknown_rule,)
             prefix = name + "."
-            sub = _SUB_CHECKS[name] if any(f.startswith(prefix) for f in self._sub_rules) else None
+            sub = SUB_CHECKS[name] if any(f.startswith(prefix) for f in self._sub_rules) else None
             if rules is not None or sub is not None:
                 checks.append((name, _fixed(rules or ()), rules or (), sub))
         self._top_checks = tuple(checks)
@@ -142,7 +143,11 @@ class Matrix:
     # -- building ---------------------------------------------------------
 
     def with_overrides(self, rules: Iterable[Rule]) -> Matrix:
-        """A copy in which ``rules`` replace every rule for the fields they name."""
+        """A copy in which ``rules`` replace every rule for the fields they name.
+
+        Raises :class:`ValueError` for a sub-feature row that does not exist
+        (``tool_choice.requried``), as building any matrix does.
+        """
         extra = tuple(rules)
         if not extra:
             return self
@@ -236,15 +241,18 @@ class Matrix:
             if rule is None:
                 rule = _first(rules, value)
             if rule is not None and rule.treatment is not _SUPPORTED:
-                self._act(rule, name, name, value, report, lenient)
+                self.act(rule, name, name, value, report, lenient)
                 setattr(request, name, UNSET)
             elif sub is not None:
                 sub(self, request, report, lenient)
 
-    def _act(
+    def act(
         self, rule: Rule, field: str, path: str, value: Any, report: Report, lenient: bool
     ) -> None:
-        """Record ``rule`` acting at ``path``; raise if it rejects in strict mode."""
+        """Record ``rule`` acting at ``path``; raise if it rejects in strict mode.
+
+        For the sub-feature checks (:mod:`translator.compat.subfeatures`).
+        """
         if rule.treatment is _REJECTED:
             if not lenient:
                 raise _rejection(self.backend, rule, field, path, value, self._unknown_rule)
@@ -252,8 +260,11 @@ class Matrix:
         else:
             report.actions.append(Action(path, field, rule.treatment, rule.reason))
 
-    def _sub(self, field: str, value: Any) -> Rule | None:
-        """The rule acting on sub-feature ``field`` with ``value``, or None to keep it."""
+    def sub_rule(self, field: str, value: Any) -> Rule | None:
+        """The rule acting on sub-feature ``field`` with ``value``, or None to keep it.
+
+        For the sub-feature checks (:mod:`translator.compat.subfeatures`).
+        """
         rules = self._sub_rules.get(field)
         if rules is None:
             return None
@@ -274,7 +285,7 @@ class Matrix:
             if rule is None:
                 rule = _acting(rules, role)
             if rule is not None:
-                self._act(rule, rule.field, f"messages[{i}]", role, report, lenient)
+                self.act(rule, rule.field, f"messages[{i}]", role, report, lenient)
                 if rule.treatment is not _EMULATED:
                     dropped.add(i)
         if dropped:
@@ -291,7 +302,7 @@ class Matrix:
                 if rule is None:
                     rule = _acting(rules, tag)
             if rule is not None:
-                self._act(rule, rule.field, f"messages[{i}].content[{j}]", tag, report, lenient)
+                self.act(rule, rule.field, f"messages[{i}].content[{j}]", tag, report, lenient)
                 if rule.treatment is not _EMULATED:
                     dropped.append(j)
             elif self._detail_rules and type(part) is ImagePart:
@@ -301,7 +312,7 @@ class Matrix:
                 rule = _acting(self._detail_rules, detail)
                 if rule is not None:
                     path = f"messages[{i}].content[{j}].image_url.detail"
-                    self._act(rule, rule.field, path, detail, report, lenient)
+                    self.act(rule, rule.field, path, detail, report, lenient)
                     part.image_url.detail = UNSET
         for j in reversed(dropped):
             del parts[j]
@@ -320,12 +331,13 @@ class Matrix:
             if rule is None or rule.treatment is _SUPPORTED:
                 kept[name] = raw
                 continue
-            self._act(rule, name, name, None, report, lenient)
+            self.act(rule, name, name, None, report, lenient)
         if len(kept) != len(extra):
             set_unknown_fields(request, kept)
 
 
 _INFO = logging.INFO
+_ROWS = frozenset(SUB_FEATURES)
 _LENIENT = Mode.LENIENT
 _SUPPORTED = Treatment.SUPPORTED
 _REJECTED = Treatment.REJECTED
@@ -408,85 +420,3 @@ def _rejection(
 
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
-
-
-# -- sub-feature checks of top-level fields ---------------------------------
-
-
-def _check_response_format(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
-    tag = tag_of(request.response_format)
-    rule = m._sub(f"response_format.{tag}", tag)
-    if rule is not None:
-        m._act(rule, rule.field, "response_format", tag, report, lenient)
-        if rule.treatment is not Treatment.EMULATED:
-            request.response_format = UNSET
-
-
-def _check_tool_choice(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
-    choice = request.tool_choice
-    form = choice if isinstance(choice, str) else tag_of(choice)
-    rule = m._sub(f"tool_choice.{form}", form)
-    if rule is not None:
-        m._act(rule, rule.field, "tool_choice", form, report, lenient)
-        if rule.treatment is not Treatment.EMULATED:
-            request.tool_choice = UNSET
-
-
-def _check_tools(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
-    tools = request.tools
-    assert tools is not UNSET
-    kept = []
-    for i, tool in enumerate(tools):
-        tag = tag_of(tool)
-        rule = m._sub(f"tools.{tag}", tag)
-        if rule is not None:
-            m._act(rule, rule.field, f"tools[{i}]", tag, report, lenient)
-        if rule is None or rule.treatment is Treatment.EMULATED:
-            kept.append(tool)
-    if len(kept) != len(tools):
-        request.tools = kept if kept else UNSET
-
-
-_STREAM_OPTION_ROWS = tuple((o, f"stream_options.{o}") for o in StreamOptions.__struct_fields__)
-_VLMRUN_ROWS = tuple((f, f"vlmrun.{f}") for f in VlmRun.__struct_fields__)
-
-
-def _check_stream_options(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
-    options = request.stream_options
-    if options is None or options is UNSET:
-        return
-    for option, row in _STREAM_OPTION_ROWS:
-        value = getattr(options, option)
-        if value is UNSET:
-            continue
-        rule = m._sub(row, value)
-        if rule is not None:
-            m._act(rule, rule.field, f"stream_options.{option}", value, report, lenient)
-            setattr(options, option, UNSET)
-
-
-def _check_vlmrun(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
-    vlmrun = request.vlmrun
-    assert vlmrun is not UNSET
-    for name, row in _VLMRUN_ROWS:
-        value = getattr(vlmrun, name)
-        if value is UNSET:
-            continue
-        rule = m._sub(row, value)
-        if rule is not None:
-            m._act(rule, rule.field, f"vlmrun.{name}", value, report, lenient)
-            setattr(vlmrun, name, UNSET)
-
-
-def _no_sub_check(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
-    """Sub-feature rows of a field the canonical model does not look into."""
-
-
-_SUB_CHECKS: dict[str, _SubCheck] = {name: _no_sub_check for name in REQUEST_FIELDS}
-_SUB_CHECKS |= {
-    "response_format": _check_response_format,
-    "tool_choice": _check_tool_choice,
-    "tools": _check_tools,
-    "stream_options": _check_stream_options,
-    "vlmrun": _check_vlmrun,
-}

@@ -10,6 +10,7 @@ import msgspec
 __all__ = [
     "Above",
     "Equals",
+    "OneOf",
     "Rule",
     "Treatment",
     "When",
@@ -62,10 +63,27 @@ class Equals(When, frozen=True):
     value: str | int | float | bool | None
 
     def matches(self, value: Any) -> bool:
-        return bool(value == self.value)
+        return _same(value, self.value)
 
     def describe(self) -> str:
         return f"= {msgspec.json.encode(self.value).decode()}"
+
+
+class OneOf(When, frozen=True):
+    """The value is one of ``values``."""
+
+    values: tuple[str | int | float | bool | None, ...]
+
+    def matches(self, value: Any) -> bool:
+        return any(_same(value, v) for v in self.values)
+
+    def describe(self) -> str:
+        return "in " + ", ".join(msgspec.json.encode(v).decode() for v in self.values)
+
+
+def _same(value: Any, expected: Any) -> bool:
+    """Equal, with ``true``/``false`` never equal to ``1``/``0``."""
+    return isinstance(value, bool) is isinstance(expected, bool) and bool(value == expected)
 
 
 class Rule(msgspec.Struct, frozen=True):
