@@ -138,3 +138,9 @@ def test_builtin_matrices_render_in_every_format() -> None:
     table = render_table(matrices)
     for m in matrices:
         assert f"{m.backend} (fields no rule names: {m.unknown.value})" in table
+
+
+def test_rst_of_a_matrix_without_rules_is_valid() -> None:
+    text = render_rst([Matrix("bare", [])])
+    assert rst_warnings(text) == ""
+    assert "Fields no rule names: rejected" in text

@@ -75,7 +75,7 @@ def render_table(matrices: Sequence[Matrix]) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = [f"{m.backend} (fields no rule names: {m.unknown.value})"]
         for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
             lines.append("  ".join([*cells, row[3]]).rstrip())
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
@@ -92,6 +92,11 @@ def render_rst(matrices: Sequence[Matrix]) -> str:
             "-" * len(title),
             "",
             f"Fields no rule names: {m.unknown.value} ({_UNKNOWN[m.unknown]}).",
+        ]
+        if not m.rules:
+            sections.append("\n".join([*lines, "", "No field has a rule of its own."]))
+            continue
+        lines += [
             "",
             ".. list-table::",
             "   :header-rows: 1",
