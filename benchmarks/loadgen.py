@@ -1,9 +1,10 @@
-"""The load generator: a separate process that drives servers over loopback.
+"""The load generator: a separate process that drives a server over loopback.
 
-``python -m benchmarks.loadgen SPEC`` reads a JSON :class:`LoadSpec` from the
-file SPEC, runs every load it names (servers alternating, so that the noise of
-the machine falls on each alike) and prints a JSON list of
-:class:`~benchmarks.results.LoadStats` on stdout.
+``python -m benchmarks.loadgen`` reads one JSON :class:`Run` per line on stdin,
+drives the server it names, and answers each with one JSON
+:class:`~benchmarks.results.LoadStats` line on stdout; it ends at end of input.
+Working one run at a time lets the server's process measure its own CPU time
+for exactly that run.
 """
 
 from __future__ import annotations
@@ -17,34 +18,24 @@ import msgspec
 
 from .results import LoadStats
 
-__all__ = ["LoadSpec", "Target", "load", "main"]
+__all__ = ["Run", "load", "main"]
 
 
-class Target(msgspec.Struct):
-    """A server to drive: its name in the results and the URL to POST to."""
+class Run(msgspec.Struct, kw_only=True):
+    """One load: POST ``body`` to ``url`` ``requests`` times, ``concurrency`` at a time."""
 
-    name: str
+    server: str
     url: str
-
-
-class LoadSpec(msgspec.Struct, kw_only=True):
-    """What to run: each target at each concurrency, ``repeats`` times."""
-
-    targets: list[Target]
     body: bytes
-    concurrency: list[int]
+    concurrency: int
     requests: int
-    warmup: int
-    repeats: int
 
 
-async def load(
-    session: aiohttp.ClientSession, target: Target, body: bytes, concurrency: int, requests: int
-) -> LoadStats:
-    """POST ``body`` ``requests`` times, ``concurrency`` at a time; time each one."""
+async def load(session: aiohttp.ClientSession, run: Run) -> LoadStats:
+    """Drive the server as ``run`` says; time each request."""
     latencies: list[float] = []
     errors = 0
-    left = requests
+    left = run.requests
     headers = {"Content-Type": "application/json"}
 
     async def worker() -> None:
@@ -53,7 +44,7 @@ async def load(
             left -= 1
             start = time.perf_counter()
             try:
-                async with session.post(target.url, data=body, headers=headers) as response:
+                async with session.post(run.url, data=run.body, headers=headers) as response:
                     await response.read()
                     ok = response.status == 200
             except aiohttp.ClientError:
@@ -63,12 +54,12 @@ async def load(
                 errors += 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(run.concurrency)))
     wall = time.perf_counter() - start
     latencies.sort()
     return LoadStats(
-        server=target.name,
-        concurrency=concurrency,
+        server=run.server,
+        concurrency=run.concurrency,
         requests=len(latencies),
         errors=errors,
         rps=len(latencies) / wall,
@@ -85,32 +76,19 @@ def _quantile(ordered: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def _run(spec: LoadSpec) -> list[LoadStats]:
-    results: list[LoadStats] = []
-    top = max(spec.concurrency)
-    connector = aiohttp.TCPConnector(limit=top, limit_per_host=top)
+async def _serve() -> None:
+    decoder = msgspec.json.Decoder(Run)
+    out = sys.stdout.buffer
+    connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
     async with aiohttp.ClientSession(connector=connector) as session:
-        for target in spec.targets:
-            await load(session, target, spec.body, top, spec.warmup)
-        for _ in range(spec.repeats):
-            for concurrency in spec.concurrency:
-                for target in spec.targets:
-                    await load(session, target, spec.body, concurrency, spec.warmup // 4)
-                    results.append(
-                        await load(session, target, spec.body, concurrency, spec.requests)
-                    )
-    return results
+        for line in sys.stdin.buffer:
+            stats = await load(session, decoder.decode(line))
+            out.write(msgspec.json.encode(stats) + b"\n")
+            out.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m benchmarks.loadgen SPEC.json", file=sys.stderr)
-        return 2
-    with open(args[0], "rb") as f:
-        spec = msgspec.json.decode(f.read(), type=LoadSpec)
-    results = asyncio.run(_run(spec))
-    sys.stdout.buffer.write(msgspec.json.encode(results) + b"\n")
+def main() -> int:
+    asyncio.run(_serve())
     return 0
 
 

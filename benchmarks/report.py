@@ -88,11 +88,13 @@ def _judge_server(server: Sequence[ServerComparison]) -> list[Target]:
             Target(name="server rps kept", limit="", measured="not measured", passed=None),
         ]
     added_us = at.added_p50_ms * 1e3
+    added_cpu = at.added_cpu_us
+    cpu = "" if added_cpu is None else f"; server CPU {added_cpu:+.0f} us/request"
     return [
         Target(
             name=f"server p50 added at {_SERVER_LEVEL} concurrent",
             limit=f"<= {SERVER_ADDED_P50_MS:g} ms",
-            measured=f"{at.added_p50_ms:.3f} ms ({added_us:.0f} us)",
+            measured=f"{at.added_p50_ms:.3f} ms ({added_us:.0f} us){cpu}",
             passed=at.added_p50_ms <= SERVER_ADDED_P50_MS,
         ),
         Target(
@@ -194,6 +196,8 @@ def render_server(server: Sequence[ServerComparison]) -> str:
         "added p50",
         "p99 ms",
         "bare p99",
+        "cpu us/req",
+        "bare cpu",
     ]
     body = [
         [
@@ -206,10 +210,12 @@ def render_server(server: Sequence[ServerComparison]) -> str:
             f"{c.added_p50_ms:+.3f}",
             f"{c.translator.p99_ms:.3f}",
             f"{c.bare.p99_ms:.3f}",
+            _num(c.translator.server_cpu_us, 1),
+            _num(c.bare.server_cpu_us, 1),
         ]
         for c in server
     ]
-    return _table(header, body, right=set(range(9)))
+    return _table(header, body, right=set(range(11)))
 
 
 def render_targets(targets: Sequence[Target]) -> str:
@@ -248,7 +254,11 @@ def render(results: Results) -> str:
             "",
             "Not measured: " + "; ".join(f"{k} ({v})" for k, v in results.skipped.items()),
         ]
-    parts += ["", "Server, echo backend, small text request, loopback, client in its own process:"]
+    parts += [
+        "",
+        "Server, echo backend, small text request, loopback, client in its own process;"
+        " medians of the runs; cpu = the server process's CPU time per request:",
+    ]
     if results.server:
         parts += ["", render_server(results.server)]
     else:

@@ -67,6 +67,8 @@ class LoadStats(msgspec.Struct, kw_only=True):
     rps: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us: float | None = None
+    """CPU time the server's process spent per request during the run."""
 
 
 class ServerComparison(msgspec.Struct, kw_only=True):
@@ -80,6 +82,12 @@ class ServerComparison(msgspec.Struct, kw_only=True):
     @property
     def added_p50_ms(self) -> float:
         return self.translator.p50_ms - self.bare.p50_ms
+
+    @property
+    def added_cpu_us(self) -> float | None:
+        """Server CPU per request over the bare handler's: the translator's own work."""
+        real, bare = self.translator.server_cpu_us, self.bare.server_cpu_us
+        return None if real is None or bare is None else real - bare
 
     @property
     def rps_kept(self) -> float:

@@ -2,7 +2,8 @@
 
 Both servers run in this process on loopback; the load comes from a separate
 client process (:mod:`benchmarks.loadgen`), so client and servers do not share
-an event loop. The bare aiohttp handler reads the request and answers with the
+an event loop, and the CPU time this process spends on each run is the
+server's own work for it. The bare aiohttp handler reads the request and answers with the
 very bytes the real server answered, so the difference is the translator's
 work: routing, decoding, the matrix, the echo answer, encoding, middleware.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +21,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from .loadgen import LoadSpec, Target
+from .loadgen import Run
 from .results import LoadStats, ServerComparison
 
 __all__ = ["LEVELS", "compare_servers", "real_app"]
@@ -70,7 +71,11 @@ async def compare_servers(
     repeats: int,
     levels: tuple[int, ...] = LEVELS,
 ) -> list[ServerComparison] | str:
-    """The real server and the bare one under the same load; medians over ``repeats``."""
+    """The real server and the bare one under the same load; medians over ``repeats``.
+
+    The two take turns run by run, so that the noise of a busy machine falls
+    on both alike.
+    """
     app = real_app()
     if isinstance(app, str):
         return app
@@ -82,40 +87,87 @@ async def compare_servers(
                 if response.status != 200:
                     return f"the server answered {response.status}: {reply[:200]!r}"
         async with _serving(bare_app(reply)) as bare_url:
-            spec = LoadSpec(
-                targets=[Target("translator", real_url), Target("bare", bare_url)],
-                body=body,
-                concurrency=list(levels),
-                requests=requests,
-                warmup=max(64, requests // 4),
-                repeats=repeats,
-            )
-            runs = await _client(spec)
-    if isinstance(runs, str):
-        return runs
+            urls = {"translator": real_url, "bare": bare_url}
+            try:
+                runs = await _drive(urls, body, requests, repeats, levels)
+            except _LoadError as exc:
+                return str(exc)
     return [_compare(level, [r for r in runs if r.concurrency == level]) for level in levels]
 
 
-async def _client(spec: LoadSpec) -> list[LoadStats] | str:
-    """Run the load generator in its own process and read its results."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        f.write(msgspec.json.encode(spec))
-        f.flush()
-        process = await asyncio.create_subprocess_exec(
+async def _drive(
+    urls: dict[str, str], body: bytes, requests: int, repeats: int, levels: tuple[int, ...]
+) -> list[LoadStats]:
+    """Warm both servers up, then load them in turns: each level, ``repeats`` times."""
+    runs: list[LoadStats] = []
+    async with _LoadClient() as client:
+        for server, url in urls.items():
+            warmup = max(64, requests // 4)
+            await client.run(
+                Run(server=server, url=url, body=body, concurrency=max(levels), requests=warmup)
+            )
+        for _ in range(repeats):
+            for level in levels:
+                for server, url in urls.items():
+                    run = Run(
+                        server=server, url=url, body=body, concurrency=level, requests=requests
+                    )
+                    runs.append(await client.run(run))
+    return runs
+
+
+class _LoadError(Exception):
+    """The load generator stopped answering."""
+
+
+class _LoadClient:
+    """The load generator process, driven one run at a time."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(LoadStats)
+
+    async def __aenter__(self) -> _LoadClient:
+        self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "benchmarks.loadgen",
-            f.name,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await process.communicate()
-    if process.returncode != 0:
-        return f"the load generator failed: {err.decode(errors='replace')[-500:]}"
-    return msgspec.json.decode(out, type=list[LoadStats])
+        return self
+
+    async def run(self, run: Run) -> LoadStats:
+        """One run; the server process's CPU time for it is measured around it."""
+        process = self._process
+        assert process is not None
+        assert process.stdin is not None
+        assert process.stdout is not None
+        cpu = time.process_time()
+        process.stdin.write(self._encoder.encode(run) + b"\n")
+        await process.stdin.drain()
+        line = await process.stdout.readline()
+        cpu = time.process_time() - cpu
+        if not line:
+            assert process.stderr is not None
+            err = await process.stderr.read()
+            raise _LoadError(f"the load generator failed: {err.decode(errors='replace')[-500:]}")
+        stats = self._decoder.decode(line)
+        stats.server_cpu_us = cpu * 1e6 / max(stats.requests, 1)
+        return stats
+
+    async def __aexit__(self, *exc: object) -> None:
+        process = self._process
+        if process is None or process.stdin is None:
+            return
+        process.stdin.close()
+        await process.wait()
 
 
 def _median_stats(name: str, level: int, runs: list[LoadStats]) -> LoadStats:
+    cpu = [r.server_cpu_us for r in runs if r.server_cpu_us is not None]
     return LoadStats(
         server=name,
         concurrency=level,
@@ -124,6 +176,7 @@ def _median_stats(name: str, level: int, runs: list[LoadStats]) -> LoadStats:
         rps=statistics.median(r.rps for r in runs),
         p50_ms=statistics.median(r.p50_ms for r in runs),
         p99_ms=statistics.median(r.p99_ms for r in runs),
+        server_cpu_us=statistics.median(cpu) if cpu else None,
     )
 
 

@@ -199,6 +199,8 @@ async def test_server_comparison_runs_a_client_process_against_both() -> None:
             assert stats.errors == 0
             assert stats.rps > 0
             assert 0 < stats.p50_ms <= stats.p99_ms
+            assert stats.server_cpu_us is not None
+            assert stats.server_cpu_us > 0
 
 
 def test_cli_writes_every_figure_with_machine_and_versions(
