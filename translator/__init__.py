@@ -1,8 +1,8 @@
 """Translate the OpenAI Chat Completions API to any chat backend, and back.
 
-``import translator`` is cheap: it loads the canonical model and the codec,
-never a backend, a connection or a file. The aiohttp server and the plugin
-manager load on first use.
+``import translator`` is cheap: it loads the canonical model, the codec and
+the stores, never a backend, a connection or a file. The aiohttp server, the
+config loader and the plugin manager load on first use.
 """
 
 from __future__ import annotations
@@ -23,8 +23,19 @@ from .hookspecs import hookimpl
 from .model import ChatChunk, ChatRequest, ChatResponse, Usage
 from .openai import decode_request, encode_request, encode_response
 
+from .stores import (
+    DiskFileStore,
+    FileObject,
+    FileStore,
+    MemoryFileStore,
+    MemorySessionStore,
+    SessionStore,
+)
+
 if TYPE_CHECKING:
+    from .config import Config, load_config
     from .plugins import get_plugin_manager
+    from .server import create_app
 
 __version__ = "0.1.0"
 
@@ -37,12 +48,19 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "Completion",
+    "Config",
+    "DiskFileStore",
+    "FileObject",
+    "FileStore",
     "InvalidRequestError",
     "Matrix",
+    "MemoryFileStore",
+    "MemorySessionStore",
     "Mode",
     "ModelNotFoundError",
     "Report",
     "Rule",
+    "SessionStore",
     "Stream",
     "Translator",
     "TranslatorError",
@@ -50,14 +68,22 @@ __all__ = [
     "UnsupportedFieldError",
     "UpstreamError",
     "Usage",
+    "create_app",
     "decode_request",
     "encode_request",
     "encode_response",
     "get_plugin_manager",
     "hookimpl",
+    "load_config",
 ]
 
-_LAZY = {"get_plugin_manager": ".plugins"}
+# Names whose modules pull in aiohttp or the plugin machinery load on first use.
+_LAZY = {
+    "Config": ".config",
+    "create_app": ".server",
+    "get_plugin_manager": ".plugins",
+    "load_config": ".config",
+}
 
 
 def __getattr__(name: str) -> Any:
