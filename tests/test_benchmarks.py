@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import benchmarks.__main__ as cli
+from benchmarks import server
 from benchmarks.corpus import STREAM_CHUNKS, build_payloads, native_reply, stream_lines
 from benchmarks.report import judge, render
 from benchmarks.results import LoadStats, Results, Row, ServerComparison, environment
@@ -218,3 +219,11 @@ def test_cli_writes_every_figure_with_machine_and_versions(
     assert len(saved.rows) > 20
     assert len(saved.targets) == 5
     assert any(r.rounds for r in saved.rows)
+
+
+async def test_server_part_skips_cleanly_without_a_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server, "real_app", lambda: "the server is not importable: gone")
+    found = await compare_servers(b"{}", requests=1, repeats=1)
+    assert found == "the server is not importable: gone"
