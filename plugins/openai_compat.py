@@ -25,7 +25,13 @@ true exactly when ``session_id`` is forwarded).
 Streams are read as server-sent events, incrementally; a stream that ends
 without ``data: [DONE]`` is an error, never a clean stop. Upstream errors,
 before or inside a stream, are passed through with the upstream's message,
-type, param, code and (for a 4xx) status.
+type, param, code and (for a 4xx) status; a 401 or 403 is the upstream
+refusing the configured ``api_key`` and becomes a 502 (see :mod:`translator.http`).
+
+A chat completion creates nothing upstream, so it is sent as idempotent: it is
+retried after a 502, a 504 or a connection lost mid-request too. A turn of a
+session the upstream keeps (``session_id`` forwarded) is not, since a repeat
+could add it to the conversation twice.
 """
 
 from __future__ import annotations
@@ -351,6 +357,14 @@ class OpenAICompatBackend(Backend):
         else:
             self._model = lambda requested: requested
 
+    def _repeatable(self, request: ChatRequest) -> bool:
+        """Whether a chat completion may be sent again after a 502, 504 or a lost connection.
+
+        A chat completion creates nothing upstream, so it may; except a turn
+        of a session that the upstream keeps, which a repeat would add twice.
+        """
+        return not self.keeps_sessions or request.session is None
+
     def encode_request(self, request: ChatRequest) -> bytes:
         """The upstream's request body: the OpenAI JSON, with the upstream's model name."""
         request.model = self._model(request.model)
@@ -364,7 +378,9 @@ class OpenAICompatBackend(Backend):
             request.stream = UNSET
         request.stream_options = UNSET
         body = self.encode_request(request)
-        reply = await self.http.send("POST", self.url, body=body, headers=self._headers)
+        reply = await self.http.send(
+            "POST", self.url, body=body, headers=self._headers, idempotent=self._repeatable(request)
+        )
         self.http.check(reply, parse_error)
         return self.decode_response(reply.body, model=request.model)
 
@@ -374,7 +390,12 @@ class OpenAICompatBackend(Backend):
         chunks = _ChunkDecoder(request.model, self.name)
         sse = SSEDecoder()
         async with self.http.stream(
-            "POST", self.url, body=body, headers=self._stream_headers, parse_error=parse_error
+            "POST",
+            self.url,
+            body=body,
+            headers=self._stream_headers,
+            parse_error=parse_error,
+            idempotent=self._repeatable(request),
         ) as response:
             if response.content_type == "application/json":
                 reply = await response.read()

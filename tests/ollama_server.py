@@ -17,34 +17,18 @@ import binascii
 import json
 import struct
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
-from unittest.mock import patch
 
-import aiohttp
 from aiohttp import web
 from aioresponses import aioresponses
-from aioresponses import core as aioresponses_core
 
 __all__ = ["PNG", "FakeOllama", "ImageHost", "Script", "mock_http"]
 
 
-class _Response(aiohttp.ClientResponse):
-    """aioresponses builds responses without the ``stream_writer`` newer aiohttp wants."""
-
-    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-@contextmanager
-def mock_http() -> Iterator[aioresponses]:
-    """``aioresponses()``, working with the installed aiohttp."""
-    with patch.object(aioresponses_core, "ClientResponse", _Response), aioresponses() as mocked:
-        yield mocked
+def mock_http() -> aioresponses:
+    """``aioresponses()``; tests/conftest.py makes it work with the installed aiohttp."""
+    return aioresponses()
 
 
 def _png() -> bytes:

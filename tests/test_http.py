@@ -62,14 +62,39 @@ async def test_a_503_then_success_is_retried_honouring_retry_after(
     assert pauses == [0.0]
 
 
-@pytest.mark.parametrize("status", [429, 502, 503, 504])
-async def test_each_retry_status_is_retried(
-    client: BoundClient, mocked: aioresponses, pauses: list[float], status: int
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("idempotent", [False, True])
+async def test_429_and_503_are_retried_for_every_request(
+    client: BoundClient, mocked: aioresponses, pauses: list[float], status: int, idempotent: bool
 ) -> None:
     mocked.post(URL, status=status)
     mocked.post(URL, status=200, body=b"fine")
-    assert (await client.send("POST", URL)).status == 200
+    assert (await client.send("POST", URL, idempotent=idempotent)).status == 200
     assert calls(mocked) == 2
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_502_and_504_are_retried_only_for_an_idempotent_request(
+    client: BoundClient, mocked: aioresponses, pauses: list[float], status: int
+) -> None:
+    mocked.post(URL, status=status)
+    assert (await client.send("POST", URL, idempotent=False)).status == status
+    assert (calls(mocked), pauses) == (1, [])
+    mocked.post(URL, status=status)
+    mocked.post(URL, status=200, body=b"fine")
+    assert (await client.send("POST", URL, idempotent=True)).status == 200
+    assert calls(mocked) == 3
+
+
+@pytest.mark.parametrize(("method", "retried"), [("GET", True), ("POST", False)])
+async def test_by_default_the_method_says_whether_a_request_is_idempotent(
+    client: BoundClient, mocked: aioresponses, pauses: list[float], method: str, retried: bool
+) -> None:
+    mocked.add(URL, method, status=502)
+    mocked.add(URL, method, status=200)
+    reply = await client.send(method, URL)
+    assert reply.status == (200 if retried else 502)
+    assert calls(mocked) == (2 if retried else 1)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 500])
@@ -78,7 +103,7 @@ async def test_other_statuses_are_not_retried(
 ) -> None:
     mocked.post(URL, status=status, body=b"no")
     mocked.post(URL, status=200)
-    reply = await client.send("POST", URL)
+    reply = await client.send("POST", URL, idempotent=True)
     assert reply.status == status
     assert calls(mocked) == 1
     assert pauses == []
@@ -88,7 +113,7 @@ async def test_retries_give_up_and_return_the_last_error(
     client: BoundClient, mocked: aioresponses, pauses: list[float]
 ) -> None:
     mocked.post(URL, status=502, repeat=True)
-    reply = await client.send("POST", URL)
+    reply = await client.send("POST", URL, idempotent=True)
     assert reply.status == 502
     assert calls(mocked) == 3
     assert len(pauses) == 2
@@ -142,12 +167,41 @@ def test_parse_retry_after(value: str, seconds: float | None) -> None:
     assert http_module._parse_retry_after(value) == seconds
 
 
-async def test_connection_errors_are_retried(
-    client: BoundClient, mocked: aioresponses, pauses: list[float]
+@pytest.mark.parametrize("idempotent", [False, True])
+async def test_a_connection_that_could_not_be_opened_is_retried_for_every_request(
+    client: BoundClient, mocked: aioresponses, pauses: list[float], idempotent: bool
 ) -> None:
-    mocked.post(URL, exception=aiohttp.ServerDisconnectedError())
+    refused = aiohttp.ClientConnectorError(
+        aiohttp.client_reqrep.ConnectionKey("upstream.test", 80, False, True, None, None, None),
+        ConnectionRefusedError(111, "Connection refused"),
+    )
+    mocked.post(URL, exception=refused)
     mocked.post(URL, status=200, body=b"ok")
-    assert (await client.send("POST", URL)).body == b"ok"
+    assert (await client.send("POST", URL, idempotent=idempotent)).body == b"ok"
+    assert len(pauses) == 1
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientOSError(104, "Connection reset by peer"),
+        aiohttp.ClientConnectionResetError("Cannot write to closing transport"),
+    ],
+    ids=["disconnected", "reset", "reset-writing"],
+)
+async def test_a_connection_lost_after_sending_is_retried_only_if_idempotent(
+    client: BoundClient, mocked: aioresponses, pauses: list[float], lost: Exception
+) -> None:
+    mocked.post(URL, exception=lost)
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await client.send("POST", URL)
+    assert caught.value.status == 502
+    assert (calls(mocked), pauses) == (1, [])
+
+    mocked.post(URL, exception=lost)
+    mocked.post(URL, status=200, body=b"ok")
+    assert (await client.send("POST", URL, idempotent=True)).body == b"ok"
     assert len(pauses) == 1
 
 
@@ -203,7 +257,6 @@ def test_check_passes_an_ok_reply(client: BoundClient) -> None:
     ("upstream", "shown", "error_type"),
     [
         (400, 400, "invalid_request_error"),
-        (401, 401, "authentication_error"),
         (404, 404, "not_found_error"),
         (429, 429, "rate_limit_error"),
         (500, 502, "upstream_error"),
@@ -221,6 +274,33 @@ def test_check_maps_statuses(
     assert (error.status, error.error_type) == (shown, error_type)
     assert error.message == f"The up backend answered {upstream}: went wrong"
     assert error.code == f"upstream_{upstream}"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_the_translators_problem_a_502(
+    client: BoundClient, status: int
+) -> None:
+    said = UpstreamDetail(
+        "Incorrect API key provided: sk-up****cret.",
+        type="invalid_request_error",
+        code="invalid_api_key",
+    )
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(reply(status, b'{"error": "sk-upstream-secret"}'), lambda body: said)
+    error = caught.value.to_openai()["error"]
+    assert caught.value.status == 502
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_authentication_failed")
+    assert error["message"].startswith("The up backend refused the translator's credentials")
+    assert f"(HTTP {status})" in error["message"]
+    assert "sk-up" not in error["message"]
+    assert error["param"] is None
+
+
+def test_refused_credentials_without_a_parser_do_not_echo_the_body(client: BoundClient) -> None:
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(reply(401, b"bad key sk-upstream-secret"))
+    assert caught.value.status == 502
+    assert "sk-upstream-secret" not in caught.value.message
 
 
 def test_check_with_a_message_parser(client: BoundClient) -> None:

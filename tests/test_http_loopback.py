@@ -170,6 +170,41 @@ async def test_a_400_is_not_retried_on_the_wire(shared: HttpClient, no_pauses: l
     assert (reply.status, hits) == (400, 1)
 
 
+@pytest.mark.parametrize(("idempotent", "attempts"), [(False, 1), (True, 3)])
+async def test_an_upstream_that_hangs_up_after_reading_is_retried_only_if_idempotent(
+    shared: HttpClient, no_pauses: list[float], idempotent: bool, attempts: int
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await raw.read_request(reader)  # the request arrived; the answer never comes
+
+    async with RawServer(script) as raw:
+        with pytest.raises(UpstreamUnavailableError):
+            await bound(shared, retries=2).send("POST", raw.url, body=b"{}", idempotent=idempotent)
+        assert raw.requests == attempts
+
+
+async def test_a_gateway_502_on_the_wire_is_retried_only_if_idempotent(
+    shared: HttpClient, no_pauses: list[float]
+) -> None:
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        if len(seen) <= 2:
+            return web.Response(status=502, text="bad gateway")
+        return web.json_response({"ok": True})
+
+    server = await serve(handler)
+    url = str(server.make_url("/v1/x"))
+    try:
+        created = await bound(shared).send("POST", url, body=b"{}")
+        polled = await bound(shared).send("GET", url)
+    finally:
+        await server.close()
+    assert (created.status, polled.status) == (502, 200)
+    assert seen == ["POST", "GET", "GET"]
+
+
 async def test_a_slow_upstream_is_a_504_and_is_not_retried(shared: HttpClient) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await raw.read_request(reader)
@@ -274,6 +309,32 @@ async def test_a_stream_503_then_success(shared: HttpClient, no_pauses: list[flo
     finally:
         await server.close()
     assert hits == 2
+
+
+async def test_a_stream_504_is_retried_only_if_idempotent(
+    shared: HttpClient, no_pauses: list[float]
+) -> None:
+    hits = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal hits
+        hits += 1
+        if hits <= 2:
+            return web.Response(status=504, text="gateway timeout")
+        return web.Response(body=b"data: ok\n\n")
+
+    server = await serve(handler)
+    url = str(server.make_url("/v1/x"))
+    try:
+        with pytest.raises(UpstreamStatusError) as caught:
+            async with bound(shared).stream("POST", url):
+                pytest.fail("an error status must not open the stream")
+        assert (caught.value.status, hits) == (504, 1)
+        async with bound(shared).stream("POST", url, idempotent=True) as response:
+            assert await response.read() == b"data: ok\n\n"
+        assert hits == 3
+    finally:
+        await server.close()
 
 
 async def test_a_stream_400_is_raised_and_not_retried(

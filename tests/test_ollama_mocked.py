@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aioresponses import aioresponses
 from yarl import URL
 
 import plugins.ollama
-from tests.ollama_server import PNG, mock_http
+from tests.ollama_server import PNG
 from translator import Translator
+from translator import http as http_module
 from translator.backend import BackendSettings
 from translator.errors import FetchRefusedError, UpstreamStatusError
 from translator.plugins import get_plugin_manager
@@ -51,7 +53,7 @@ def line(content: str = "", **fields: Any) -> bytes:
 
 async def test_the_request_that_goes_out(translator: Translator) -> None:
     reply = line("Hi!", done=True, done_reason="stop", prompt_eval_count=5, eval_count=2)
-    with mock_http() as mocked:
+    with aioresponses() as mocked:
         mocked.post(CHAT, body=reply, content_type="application/json")
         done = await translator.complete(ask("Hello", temperature=0), "ollama")
         [body] = sent(mocked)
@@ -77,7 +79,7 @@ async def test_an_ndjson_stream(translator: Translator) -> None:
             line(done=True, done_reason="stop", prompt_eval_count=5, eval_count=2),
         ]
     )
-    with mock_http() as mocked:
+    with aioresponses() as mocked:
         mocked.post(CHAT, body=ndjson, content_type="application/x-ndjson")
         stream = await translator.stream(
             ask("Hello", stream=True, stream_options={"include_usage": True}), "ollama"
@@ -98,7 +100,7 @@ async def test_an_image_url_is_fetched_and_sent_as_base64(translator: Translator
         {"type": "image_url", "image_url": {"url": "https://images.example/cat.png"}},
         {"type": "image_url", "image_url": {"url": "https://images.example/dog.png"}},
     ]
-    with mock_http() as mocked:
+    with aioresponses() as mocked:
         mocked.get("https://images.example/cat.png", body=PNG, content_type="image/png")
         mocked.get("https://images.example/dog.png", body=PNG[:20], content_type="image/png")
         mocked.post(CHAT, body=line("A cat.", done=True), content_type="application/json")
@@ -116,7 +118,7 @@ async def test_a_loopback_image_url_makes_no_request_at_all(translator: Translat
         {"type": "text", "text": "What is it?"},
         {"type": "image_url", "image_url": {"url": "http://127.0.0.1:8080/admin.png"}},
     ]
-    with mock_http() as mocked:
+    with aioresponses() as mocked:
         mocked.post(CHAT, body=line("never", done=True), content_type="application/json")
         with pytest.raises(FetchRefusedError) as info:
             await translator.complete(ask(parts), "ollama")
@@ -136,9 +138,41 @@ async def test_a_loopback_image_url_makes_no_request_at_all(translator: Translat
 async def test_error_bodies_keep_ollamas_message(
     translator: Translator, status: int, message: str, expected: int
 ) -> None:
-    with mock_http() as mocked:
+    with aioresponses() as mocked:
         mocked.post(CHAT, status=status, payload={"error": message})
         with pytest.raises(UpstreamStatusError) as info:
             await translator.complete(ask("Hi"), "ollama")
     assert info.value.status == expected
     assert message in info.value.message
+
+
+async def test_a_chat_creates_nothing_so_a_gateway_error_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http_module, "_sleep", _no_pause)
+    settings = BackendSettings(plugin="ollama", base_url="http://ollama.test:11434", retries=2)
+    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[plugins.ollama])
+    reply = line("Hi!", done=True, done_reason="stop", prompt_eval_count=5, eval_count=2)
+    async with Translator.from_settings({"ollama": settings}, plugin_manager=pm) as translator:
+        with aioresponses() as mocked:
+            mocked.post(CHAT, status=502, body=b"bad gateway")
+            mocked.post(CHAT, status=504, body=b"gateway timeout")
+            mocked.post(CHAT, body=reply, content_type="application/json")
+            done = await translator.complete(ask("Hello"), "ollama")
+            assert len(sent(mocked)) == 3
+    assert done.response.choices[0].message.content == "Hi!"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_proxy_refusing_our_key_is_a_502(translator: Translator, status: int) -> None:
+    with aioresponses() as mocked:
+        mocked.post(CHAT, status=status, payload={"error": "bad key sk-local"})
+        with pytest.raises(UpstreamStatusError) as info:
+            await translator.complete(ask("Hi"), "ollama")
+    error = info.value.to_openai()["error"]
+    assert (info.value.status, error["code"]) == (502, "upstream_authentication_failed")
+    assert "sk-local" not in error["message"]
+
+
+async def _no_pause(delay: float) -> None:
+    return None

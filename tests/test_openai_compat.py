@@ -371,19 +371,26 @@ async def test_an_upstream_400_is_passed_through_and_not_retried(
     assert len(upstream.bodies) == 1
 
 
-async def test_an_upstream_401_keeps_its_status(upstream: Upstream, translator: Translator) -> None:
+@pytest.mark.parametrize("status", [401, 403])
+async def test_an_upstream_refusing_our_key_is_a_502_not_the_clients_401(
+    upstream: Upstream, translator: Translator, status: int
+) -> None:
     body = {
         "error": {
-            "message": "Incorrect API key",
+            "message": "Incorrect API key provided: sk-up***key.",
             "type": "invalid_request_error",
             "code": "invalid_api_key",
         }
     }
-    upstream.then(json_reply(body, 401))
+    upstream.then(json_reply(body, status), json_reply(COMPLETION))
     with pytest.raises(UpstreamStatusError) as caught:
         await translator.complete(request(), "up")
-    assert caught.value.status == 401
-    assert caught.value.to_openai()["error"]["code"] == "invalid_api_key"
+    error = caught.value.to_openai()["error"]
+    assert caught.value.status == 502
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_authentication_failed")
+    assert "refused the translator's credentials" in error["message"]
+    assert "sk-up" not in error["message"]
+    assert len(upstream.bodies) == 1
 
 
 async def test_an_upstream_500_is_a_502_with_its_message(
@@ -417,6 +424,36 @@ async def test_a_503_then_success(
     assert done.response.choices[0].message.content == "Hi there"
     assert len(upstream.bodies) == 2
     assert pauses == [0.0]
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_chat_completion_creates_nothing_so_a_gateway_error_is_retried(
+    upstream: Upstream, translator: Translator, pauses: list[float], status: int
+) -> None:
+    upstream.then(json_reply({"error": {"message": "gateway"}}, status))
+    done = await translator.complete(request(), "up")
+    assert done.response.choices[0].message.content == "Hi there"
+    assert len(upstream.bodies) == 2
+
+    upstream.then(json_reply({"error": {"message": "gateway"}}, status), upstream.sse(STREAM))
+    chunks = [c async for c in await translator.stream(request(stream=True), "up")]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
+    assert len(upstream.bodies) == 4
+
+
+async def test_a_turn_of_a_session_the_upstream_keeps_is_not_repeated_after_a_502(
+    upstream: Upstream, pauses: list[float]
+) -> None:
+    t = make(upstream.base_url, matrix={"session_id": Treatment.SUPPORTED})
+    upstream.then(json_reply({"error": {"message": "gateway"}}, 502))
+    with pytest.raises(UpstreamStatusError) as caught:
+        await t.complete(request(session_id="s-1"), "up")
+    assert (caught.value.status, len(upstream.bodies)) == (502, 1)
+    upstream.then(json_reply({"error": {"message": "gateway"}}, 502))
+    done = await t.complete(request(), "up")  # no session: nothing kept, safe to repeat
+    await t.aclose()
+    assert done.response.choices[0].message.content == "Hi there"
+    assert len(upstream.bodies) == 3
 
 
 async def test_malformed_json_is_a_502(upstream: Upstream, translator: Translator) -> None:

@@ -258,6 +258,31 @@ async def test_an_id_neither_side_knows_is_the_agents_400(
     assert fake.uploads == []
 
 
+async def test_a_file_the_agent_server_forgot_is_uploaded_again(
+    agent: tuple[FakeAgentServer, TestServer], make: Make
+) -> None:
+    fake, _ = agent
+    store = MemoryFileStore()
+    ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants")
+    translator = make(files=store)
+    await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
+    first_upload = fake.uploads[0].id
+    fake.forget(first_upload)
+    done = await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
+    assert done.response.choices[0].message.content == "Seen 1 input(s). You said: [file_1]"
+    assert [u.data for u in fake.uploads] == [b"\x89PNG-cat", b"\x89PNG-cat"]
+    second_upload = fake.uploads[1].id
+    assert second_upload != first_upload
+    # Two accepted jobs, the refused execute in between created none.
+    assert fake.hits["POST /v1/agent/execute"] == 3
+    assert [job["inputs"]["file_1"]["file_id"] for job in fake.executed] == [
+        first_upload,
+        second_upload,
+    ]
+    await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
+    assert len(fake.uploads) == 2
+
+
 async def test_pure_translation_of_a_file_not_yet_uploaded_needs_io(
     agent: tuple[FakeAgentServer, TestServer], make: Make
 ) -> None:
@@ -342,12 +367,28 @@ async def test_401_on_execute_is_not_retried(
 ) -> None:
     fake, _ = agent
     with pytest.raises(TranslatorError) as caught:
-        await make(api_key="wrong").complete(
+        await make(api_key="sk-wrong-7f3a").complete(
             body(messages=[{"role": "user", "content": "Hi"}]), "vlm-agent"
         )
     assert fake.hits["POST /v1/agent/execute"] == 1
-    assert caught.value.status == 401
-    assert "Invalid API key" in caught.value.message
+    # The translator's own key was refused, which the client cannot fix: a 502.
+    error = caught.value.to_openai()["error"]
+    assert caught.value.status == 502
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_authentication_failed")
+    assert "7f3a" not in error["message"]
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_gateway_error_on_execute_is_not_retried(
+    agent: tuple[FakeAgentServer, TestServer], make: Make, status: int
+) -> None:
+    fake, _ = agent
+    fake.execute_statuses = [status]
+    with pytest.raises(TranslatorError) as caught:
+        await make().complete(body(messages=[{"role": "user", "content": "Hi"}]), "vlm-agent")
+    assert caught.value.status == status
+    assert fake.hits["POST /v1/agent/execute"] == 1
+    assert fake.jobs == {}
 
 
 # -- streaming ----------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 ``GET /v1/agent/executions/{id}`` moves it on (``enqueued`` -> ``pending`` ->
 ``running`` ...) until, after ``polls`` polls, it is ``completed`` or
 ``failed``. ``POST /v1/files?purpose=assistants`` takes a multipart upload and
-answers 201 with a ``FileResponse``. Every request must carry
+answers 201 with a ``FileResponse``; :meth:`FakeAgentServer.forget` drops an
+uploaded file, as the agent server does when a file expires, after which an
+execution naming it is refused (400, ``File not found: <id>``). Every request must carry
 ``Authorization: Bearer <api_key>``. What the server was sent is kept for the
 tests to look at.
 """
@@ -76,6 +78,10 @@ class FakeAgentServer:
         app.router.add_get("/v1/agent/executions/{id}", self.execution)
         app.router.add_post("/v1/files", self.upload)
         return app
+
+    def forget(self, file_id: str) -> None:
+        """Drop an uploaded file, as when it expires on the agent server."""
+        self.known_files.discard(file_id)
 
     @property
     def executed(self) -> list[dict[str, Any]]:

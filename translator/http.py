@@ -6,12 +6,24 @@ backend of a translator. Each backend binds it to its own :class:`HttpPolicy`.
 Transport failures become :class:`~translator.errors.UpstreamError` s: a
 timeout is a 504, an unreachable upstream a 502, a reply that is not HTTP or
 is cut off a 502. An error status is the upstream's message with a fitting
-status (see :meth:`BoundClient.check`).
+status (see :meth:`BoundClient.check`); an upstream that refuses the
+translator's own credentials (401, 403) is a 502, so that a client does not
+take it for a problem with its own key.
 
-Retries (exponential backoff with jitter, ``Retry-After`` honoured) happen on
-connection errors and on 429, 502, 503 and 504; never on other statuses, never
-after a read timeout (the upstream may be working on the request) and never
-once a stream has started. Cancelling a request closes its connection.
+Retries (exponential backoff with jitter, ``Retry-After`` honoured) depend on
+whether the upstream may have acted on the request:
+
+* every request is retried when the connection could not be opened (nothing
+  was sent) and on 429 and 503 (the upstream says it did not process it);
+* a request marked ``idempotent`` (a GET, a poll, a chat completion that
+  creates nothing) is also retried on 502 and 504 and when the connection is
+  lost after the request went out: a gateway may give up on an upstream
+  that has already accepted the request, and a job or a file created twice
+  is worse than an error.
+
+Nothing is retried after a read timeout (the upstream may be working on the
+request), on any other status, or once a stream has started. Cancelling a
+request closes its connection.
 """
 
 from __future__ import annotations
@@ -38,7 +50,10 @@ from .errors import (
 )
 
 __all__ = [
-    "RETRY_STATUSES",
+    "IDEMPOTENT_METHODS",
+    "RETRIED_ALWAYS",
+    "RETRIED_IF_IDEMPOTENT",
+    "UPSTREAM_AUTH_CODE",
     "BoundClient",
     "HttpClient",
     "HttpPolicy",
@@ -49,12 +64,28 @@ __all__ = [
 
 log = logging.getLogger("translator.http")
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRIED_ALWAYS = frozenset({429, 503})
+"""Statuses retried for every request: the upstream says it did not process it."""
+RETRIED_IF_IDEMPOTENT = frozenset({502, 504})
+"""Statuses retried only for an idempotent request: the upstream may have acted on it."""
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods taken as idempotent when a call does not say (RFC 9110, section 9.2.2)."""
+
+UPSTREAM_AUTH_CODE = "upstream_authentication_failed"
+"""The ``code`` of the 502 for an upstream that refused the translator's credentials."""
 
 _sleep = asyncio.sleep  # the pause between attempts
 
 # Upstream 5xx statuses a client should see as they are; any other 5xx is a 502.
 _KEPT_5XX = frozenset({503, 504})
+# A connection lost once the request may have gone out (checked after connect failures).
+_LOST_AFTER_SENDING = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    aiohttp.ClientConnectionResetError,
+)
+# Upstream statuses that mean the translator's own credentials were refused.
+_CREDENTIALS_REFUSED = frozenset({401, 403})
 
 
 class HttpPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,13 +187,19 @@ class BoundClient:
         data: aiohttp.FormData | FormFactory | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
         retry: bool = True,
     ) -> Reply:
         """Send one request and read the whole reply, retrying where that is safe.
 
+        ``idempotent`` says whether the request may be repeated after the
+        upstream may have received it (see the module docs); by default it
+        follows the method (GET yes, POST no). ``retry=False`` sends once.
         ``data`` may be a function that builds the form, called once per
         attempt. An error status is returned, not raised: see :meth:`check`.
         """
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
         attempts = 1 + (max(0, self.policy.retries) if retry else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -181,12 +218,12 @@ class BoundClient:
                 ) as response:
                     reply = Reply(response.status, response.headers, await response.read())
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error, retryable = self._transport_error(exc)
+                error, retryable = self._transport_error(exc, idempotent)
                 if last or not retryable:
                     raise error from exc
                 await self._pause(attempt, None, method, url, type(exc).__name__)
                 continue
-            if last or reply.status not in RETRY_STATUSES:
+            if last or not _retried(reply.status, idempotent):
                 return reply
             if not await self._pause(
                 attempt, reply.headers.get("Retry-After"), method, url, reply.status
@@ -203,16 +240,20 @@ class BoundClient:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         parse_error: MessageParser | None = None,
+        idempotent: bool | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open a streaming request; yields the response once its status is OK.
 
-        Retries happen only before the body is handed over. An error status is
+        Retries happen only before the body is handed over, as :meth:`send`
+        does them (``idempotent`` means the same). An error status is
         raised as :class:`UpstreamStatusError`. Inside the block, a body that is
         cut off raises :class:`MalformedUpstreamError` and a stalled one
         :class:`UpstreamTimeoutError`. Leaving the block early (or being
         cancelled) closes the upstream connection; a body read to its end gives
         the connection back to the pool.
         """
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
         attempts = 1 + max(0, self.policy.retries)
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -226,7 +267,7 @@ class BoundClient:
                     allow_redirects=False,
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error, retryable = self._transport_error(exc)
+                error, retryable = self._transport_error(exc, idempotent)
                 if last or not retryable:
                     raise error from exc
                 await self._pause(attempt, None, method, url, type(exc).__name__)
@@ -235,12 +276,12 @@ class BoundClient:
                 try:
                     reply = Reply(response.status, response.headers, await response.read())
                 except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise self._transport_error(exc)[0] from exc
+                    raise self._transport_error(exc, False)[0] from exc
                 finally:
                     response.release()
                 if (
                     not last
-                    and reply.status in RETRY_STATUSES
+                    and _retried(reply.status, idempotent)
                     and await self._pause(
                         attempt, reply.headers.get("Retry-After"), method, url, reply.status
                     )
@@ -270,8 +311,11 @@ class BoundClient:
     def check(self, reply: Reply, parse_error: MessageParser | None = None) -> Reply:
         """Return ``reply`` if its status is OK, else raise it as an upstream error.
 
-        A 4xx keeps its status; 503 and 504 keep theirs; any other status
-        (another 5xx, a redirect, which is never followed) is a 502.
+        A 4xx keeps its status, except 401 and 403: the upstream refused the
+        translator's own credentials, which is a 502 with code
+        :data:`UPSTREAM_AUTH_CODE` (the upstream's words are logged, not
+        shown: they may quote the key). 503 and 504 keep their status; any
+        other status (another 5xx, a redirect, which is never followed) is a 502.
         When ``parse_error`` returns an :class:`UpstreamDetail`, its message,
         type, param and code are passed through unchanged; a plain message is
         prefixed with the backend's name and status.
@@ -300,6 +344,8 @@ class BoundClient:
                 found = parse_error(body)
             except (msgspec.DecodeError, ValueError, TypeError):
                 found = None
+        if status in _CREDENTIALS_REFUSED:
+            return self._credentials_refused(status, found, body)
         shown = status if 400 <= status < 500 or status in _KEPT_5XX else 502
         if isinstance(found, UpstreamDetail):
             return UpstreamStatusError(
@@ -321,6 +367,27 @@ class BoundClient:
 
     # -- internals ----------------------------------------------------------
 
+    def _credentials_refused(
+        self, status: int, found: str | UpstreamDetail | None, body: bytes
+    ) -> UpstreamStatusError:
+        """The 502 for an upstream's 401 or 403: the translator's key, not the client's."""
+        said = found.message if isinstance(found, UpstreamDetail) else found
+        log.warning(
+            "%s: the backend refused the configured credentials (HTTP %d): %s",
+            self.backend,
+            status,
+            said or body[:300].decode("utf-8", "replace").strip() or "no reason given",
+        )
+        return UpstreamStatusError(
+            f"The {self.backend} backend refused the translator's credentials (HTTP {status}): "
+            "its configured API key is missing, wrong or not allowed to do this. "
+            "The API key sent to the translator is not at fault.",
+            status=502,
+            backend=self.backend,
+            error_type="upstream_error",
+            code=UPSTREAM_AUTH_CODE,
+        )
+
     async def _pause(
         self, attempt: int, retry_after: str | None, method: str, url: str, why: object
     ) -> bool:
@@ -341,18 +408,23 @@ class BoundClient:
         base = min(self.policy.backoff_max, self.policy.backoff_base * (2**attempt))
         return random.uniform(base / 2, base)
 
-    def _transport_error(self, exc: BaseException) -> tuple[UpstreamError, bool]:
-        """The error for a failed attempt, and whether another attempt is safe."""
+    def _transport_error(self, exc: BaseException, idempotent: bool) -> tuple[UpstreamError, bool]:
+        """The error for a failed attempt, and whether another attempt is safe.
+
+        A connection that could not be opened sent nothing, so any request may
+        be tried again; one lost after the request went out (a reset, a server
+        that hung up) may have been acted on, so only an idempotent request is.
+        """
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return self._timeout_error(), True  # nothing was sent yet
         if isinstance(exc, TimeoutError):
             return self._timeout_error(), False
         if isinstance(exc, aiohttp.ClientSSLError):
             return self._unreachable(exc), False
-        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
-            return self._unreachable(exc), True
-        if isinstance(exc, aiohttp.ClientOSError):
-            return self._unreachable(exc), True
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return self._unreachable(exc), True  # nothing was sent yet
+        if isinstance(exc, _LOST_AFTER_SENDING):
+            return self._unreachable(exc), idempotent
         if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
             error = MalformedUpstreamError(
                 f"The {self.backend} backend sent a reply that is not valid HTTP: {exc}",
@@ -371,6 +443,11 @@ class BoundClient:
             f"The {self.backend} backend could not be reached: {type(exc).__name__}.",
             backend=self.backend,
         )
+
+
+def _retried(status: int, idempotent: bool) -> bool:
+    """Whether an attempt answered ``status`` is tried again."""
+    return status in RETRIED_ALWAYS or (idempotent and status in RETRIED_IF_IDEMPOTENT)
 
 
 def _parse_retry_after(value: str) -> float | None:

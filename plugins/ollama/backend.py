@@ -103,7 +103,10 @@ class OllamaBackend(Backend):
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         body = await self._body(request, stream=False)
-        reply = await self._http.send("POST", self.url, body=body, headers=self._headers)
+        # /api/chat creates nothing (the translator keeps sessions): safe to repeat.
+        reply = await self._http.send(
+            "POST", self.url, body=body, headers=self._headers, idempotent=True
+        )
         self._http.check(reply, error_message)
         return self.decode_response(reply.body, model=request.model)
 
@@ -115,7 +118,12 @@ class OllamaBackend(Backend):
             ChunkStream(request.model), include_usage=include_usage is True, backend=self.name
         )
         async with self._http.stream(
-            "POST", self.url, body=body, headers=self._headers, parse_error=error_message
+            "POST",
+            self.url,
+            body=body,
+            headers=self._headers,
+            parse_error=error_message,
+            idempotent=True,
         ) as response:
             buffer = bytearray()
             async for data in response.content.iter_any():

@@ -7,6 +7,13 @@ to ``poll_max_interval``) until it is ``completed`` or ``failed``, all within
 one overall ``deadline``. A file uploaded to this translator is uploaded to
 the agent server once (``POST {base_url}/files?purpose=assistants``), even
 when two requests name it at the same time; the agent's id is remembered.
+When the agent server refuses an execution because it no longer knows a
+remembered file (its id named in a 4xx), that file is uploaded again and the
+execution posted once more, once.
+
+Retries: posting an execution or a file creates a job or a file, so those are
+not idempotent (retried only when nothing reached the agent server, or on 429
+and 503); a poll is, and is retried on 502 and 504 too.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Final
 
@@ -26,18 +34,20 @@ from translator.errors import (
     MalformedUpstreamError,
     NeedsIOError,
     UpstreamError,
+    UpstreamStatusError,
     UpstreamTimeoutError,
 )
-from translator.http import BoundClient
+from translator.http import UPSTREAM_AUTH_CODE, BoundClient
 from translator.model import ChatChunk, ChatRequest, ChatResponse
 from translator.stores.files import is_file_id
 from translator.streaming import chunks_from_response
 
 from .answer import timed_out, to_response
 from .matrix import MATRIX
-from .prompt import DEFAULT_MODEL, build_execute, file_ids, wants_json
+from .prompt import DEFAULT_MODEL, Execute, build_execute, file_ids, wants_json
 from .wire import (
     WAITING,
+    ExecuteRequest,
     Execution,
     decode_execution,
     decode_file,
@@ -73,6 +83,20 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The first wait before retrying a failed HTTP attempt."""
     toolsets: list[str] | None = None
     """Tool categories the agent may use (``core``, ``image``, ``web``, ...); default: its own."""
+
+
+_UNKNOWN_FILE_STATUSES: Final = frozenset({400, 404, 410, 422})
+"""Statuses with which the agent server may refuse an execute naming a file it lacks."""
+
+
+def _names(message: str, agent_id: str) -> bool:
+    """Whether ``message`` names ``agent_id`` as a whole word."""
+    return re.search(rf"(?<![\w-]){re.escape(agent_id)}(?![\w-])", message) is not None
+
+
+def _final(error: UpstreamError) -> bool:
+    """A poll error that waiting will not cure: an unreadable reply, refused credentials."""
+    return isinstance(error, MalformedUpstreamError) or error.code == UPSTREAM_AUTH_CODE
 
 
 class _Progress:
@@ -155,17 +179,12 @@ class VlmAgentBackend(Backend):
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         progress = _Progress()
+        ids = file_ids(request)
         try:
             async with asyncio.timeout(self.deadline) as scope:
-                agent_files = await self._resolve(file_ids(request))
-                execute = build_execute(
-                    request,
-                    model=self.agent_model(request.model),
-                    agent_files=agent_files,
-                    toolsets=self.options.toolsets,
-                    backend=self.name,
-                )
-                execution = await self._run(encode_execute(execute.request), progress)
+                execute, execution = await self._start(request, ids)
+                progress.execution = execution
+                execution = await self._poll(execution, progress)
         except TimeoutError as exc:
             if isinstance(exc, UpstreamTimeoutError) or not scope.expired():
                 raise
@@ -197,18 +216,63 @@ class VlmAgentBackend(Backend):
         for chunk in chunks_from_response(response, include_usage=include_usage):
             yield chunk
 
-    async def _run(self, body: bytes, progress: _Progress) -> Execution:
-        """Post the execution and poll it until it is finished.
+    async def _start(
+        self, request: ChatRequest, ids: Mapping[str, str]
+    ) -> tuple[Execute, Execution]:
+        """Upload the files, post the execution; once more if the agent forgot a file."""
+        execute = await self._build(request, ids)
+        try:
+            return execute, await self._execute(execute.request)
+        except UpstreamStatusError as exc:
+            stale = self._stale(exc, ids)
+            if not stale:
+                raise
+        log.warning(
+            "%s: the agent server no longer knows %s; uploading again",
+            self.name,
+            ", ".join(stale.values()),
+        )
+        self._forget(stale)
+        execute = await self._build(request, ids)
+        return execute, await self._execute(execute.request)
 
-        A poll that fails with a 5xx (after the client's own retries) or cannot
-        reach the agent server is not the end: the job is still running there,
-        so polling goes on until the deadline.
+    async def _build(self, request: ChatRequest, ids: Mapping[str, str]) -> Execute:
+        """The execute request, once the files it names are on the agent server."""
+        agent_files = await self._resolve(ids)
+        return build_execute(
+            request,
+            model=self.agent_model(request.model),
+            agent_files=agent_files,
+            toolsets=self.options.toolsets,
+            backend=self.name,
+        )
+
+    async def _execute(self, request: ExecuteRequest) -> Execution:
+        """Post the execution; the agent server's answer says how far it got.
+
+        Not idempotent: the agent server creates a job for each request it
+        accepts, so a gateway's 502 or 504 is not retried.
         """
         reply = self._http.check(
-            await self._http.send("POST", self._execute_url, body=body, headers=self._json_headers),
+            await self._http.send(
+                "POST",
+                self._execute_url,
+                body=encode_execute(request),
+                headers=self._json_headers,
+                idempotent=False,
+            ),
             error_message,
         )
-        execution = progress.execution = self._decode_execution(reply.body)
+        return self._decode_execution(reply.body)
+
+    async def _poll(self, execution: Execution, progress: _Progress) -> Execution:
+        """Poll ``execution`` until it is finished.
+
+        A poll changes nothing, so it is idempotent. One that fails with a 5xx
+        (after the client's own retries) or cannot reach the agent server is
+        not the end: the job is still running there, so polling goes on until
+        the deadline. The agent server refusing the credentials is the end.
+        """
         url = self._executions_url + execution.id
         interval = self.options.poll_interval
         while execution.status in WAITING:
@@ -216,10 +280,11 @@ class VlmAgentBackend(Backend):
             interval = min(interval * self.options.poll_backoff, self.options.poll_max_interval)
             try:
                 reply = self._http.check(
-                    await self._http.send("GET", url, headers=self._auth), error_message
+                    await self._http.send("GET", url, headers=self._auth, idempotent=True),
+                    error_message,
                 )
             except UpstreamError as exc:
-                if exc.status < 500 or isinstance(exc, MalformedUpstreamError):
+                if exc.status < 500 or _final(exc):
                     raise
                 log.warning("%s: polling %s failed, still waiting: %s", self.name, url, exc)
                 progress.poll_error = exc.message
@@ -238,6 +303,27 @@ class VlmAgentBackend(Backend):
             ) from exc
 
     # -- files ---------------------------------------------------------------
+
+    def _stale(self, error: UpstreamStatusError, ids: Mapping[str, str]) -> dict[str, str]:
+        """Our file ids whose cached agent ids ``error`` says the agent server does not know.
+
+        The agent server forgets files (they expire); an execute naming one is
+        refused with a 4xx whose message names the file.
+        """
+        if error.status not in _UNKNOWN_FILE_STATUSES:
+            return {}
+        stale: dict[str, str] = {}
+        for ours in ids:
+            agent_id = self._agent_files.get(ours)
+            if agent_id is not None and _names(error.message, agent_id):
+                stale[ours] = agent_id
+        return stale
+
+    def _forget(self, stale: Mapping[str, str]) -> None:
+        """Drop cached agent ids (unless another request has already replaced them)."""
+        for ours, agent_id in stale.items():
+            if self._agent_files.get(ours) == agent_id:
+                del self._agent_files[ours]
 
     def _may_know(self, file_id: str) -> bool:
         """Whether ``file_id`` may name a file of this translator's own store."""
@@ -280,6 +366,7 @@ class VlmAgentBackend(Backend):
                 body=body,
                 headers={**self._auth, "Content-Type": form_type},
                 params={"purpose": "assistants"},
+                idempotent=False,  # each upload that arrives is a new file
             ),
             error_message,
         )
