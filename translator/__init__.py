@@ -22,7 +22,6 @@ from .errors import (
 from .hookspecs import hookimpl
 from .model import ChatChunk, ChatRequest, ChatResponse, Usage
 from .openai import decode_request, encode_request, encode_response
-
 from .stores import (
     DiskFileStore,
     FileObject,
