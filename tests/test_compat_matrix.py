@@ -214,7 +214,8 @@ def test_rejected_role_names_the_message() -> None:
         {"role": "user", "content": "hi"},
         {"role": "tool", "content": "42", "tool_call_id": "c1"},
     ]
-    error = rejection(MATRIX, request(messages=messages))
+    # In a session, the call a tool result answers may be in the stored history.
+    error = rejection(MATRIX, request(messages=messages, vlmrun={"metadata": {"session_id": "s"}}))
     assert (error.param, error.code) == ("messages[1]", "unsupported_value")
     assert "'role.tool'" in error.message
 
@@ -257,11 +258,12 @@ def test_response_format_by_type() -> None:
 
 
 def test_tool_choice_by_form() -> None:
-    assert MATRIX.apply(request(tool_choice="auto")).actions == []
-    assert MATRIX.apply(request(tool_choice="none")).actions == []
-    error = rejection(MATRIX, request(tool_choice="required"))
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    assert MATRIX.apply(request(tool_choice="auto", tools=tools)).actions == []
+    assert MATRIX.apply(request(tool_choice="none", tools=tools)).actions == []
+    error = rejection(MATRIX, request(tool_choice="required", tools=tools))
     assert (error.param, error.code) == ("tool_choice", "unsupported_value")
-    req = request(tool_choice={"type": "function", "function": {"name": "f"}})
+    req = request(tool_choice={"type": "function", "function": {"name": "f"}}, tools=tools)
     report = MATRIX.apply(req)
     assert req.tool_choice is UNSET
     assert report.ignored == ["tool_choice"]

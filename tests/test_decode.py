@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from msgspec import UNSET
+from openai.types.chat import ChatCompletion
 from openai.types.chat import completion_create_params as sdk
 
 import translator
@@ -33,6 +34,7 @@ from translator.model import (
     DeveloperMessage,
     FilePart,
     FileURLPart,
+    FunctionCall,
     FunctionCallOption,
     FunctionMessage,
     FunctionTool,
@@ -419,6 +421,37 @@ async def test_a_streaming_sdk_request_decodes_and_the_sdk_reads_the_stream(
     assert {c.id for c in chunks} == {chunks[0].id}
 
 
+async def test_the_sdk_tool_loop_sends_back_an_answer_that_decodes(
+    capture: tuple[Capture, openai.AsyncOpenAI],
+) -> None:
+    call = FunctionToolCall("call_1", FunctionCall("get_weather", '{"city":"Oslo"}'))
+    answer = ChatResponse(
+        "chatcmpl-1",
+        1,
+        "m",
+        [Choice(0, ResponseMessage(tool_calls=[call]), "tool_calls")],
+        Usage.of(3, 1),
+    )
+    completion = ChatCompletion.model_validate_json(encode_response(answer))
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": SCHEMA}}
+    body = await _sent_by_sdk(
+        capture,
+        model="m",
+        messages=[
+            {"role": "user", "content": "Weather in Oslo?"},
+            completion.choices[0].message,  # the SDK's own object, as its docs show
+            {"role": "tool", "tool_call_id": "call_1", "content": "12C"},
+        ],
+        tools=[tool],
+        tool_choice="auto",
+    )
+    request = decode_request(body)
+    assistant = request.messages[1]
+    assert isinstance(assistant, AssistantMessage)
+    assert assistant.tool_calls == [call]
+    assert isinstance(request.messages[2], ToolMessage)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -434,7 +467,11 @@ async def test_a_streaming_sdk_request_decodes_and_the_sdk_reads_the_stream(
     ],
 )
 def test_every_tool_choice_form(value: object, expected: object) -> None:
-    request = decode_request(_body(tool_choice=value))
+    tools = [
+        {"type": "function", "function": {"name": "f"}},
+        {"type": "custom", "custom": {"name": "sql"}},
+    ]
+    request = decode_request(_body(tool_choice=value, tools=tools))
     if isinstance(expected, str):
         assert request.tool_choice == expected
     else:
@@ -479,7 +516,6 @@ def test_every_response_format_form(value: object, expected: type) -> None:
         ("temperature", 0),
         ("temperature", 2),
         ("top_p", 0),
-        ("top_logprobs", 0),
         ("frequency_penalty", 2),
         ("presence_penalty", -2),
         ("logit_bias", {"1": 100, "2": -100}),

@@ -22,7 +22,9 @@ from openai.types.chat import completion_create_params as sdk
 
 from translator.model import (
     AssistantMessage,
+    ChatChunk,
     ChatRequest,
+    ChatResponse,
     DeveloperMessage,
     FunctionDefinition,
     FunctionMessage,
@@ -333,3 +335,26 @@ def test_schemas_must_be_json_objects_but_are_not_parsed() -> None:
         FunctionDefinition("f", parameters=msgspec.Raw(b"[]"))
     with pytest.raises(ValueError, match="Expected `object`, got `str`"):
         JSONSchema("n", schema=msgspec.Raw(b'"{}"'))
+
+
+def _reachable(info: mi.Type, seen: dict[type, mi.StructType]) -> dict[type, mi.StructType]:
+    """Every struct type reachable from ``info``, by class."""
+    for t in _walk_info(info):
+        if isinstance(t, mi.StructType) and t.cls not in seen:
+            seen[t.cls] = t
+            for field in t.fields:
+                _reachable(field.type, seen)
+    return seen
+
+
+def test_every_request_struct_refuses_unknown_keys() -> None:
+    structs = _reachable(mi.type_info(ChatRequest), {})
+    assert len(structs) > 40
+    assert [c.__name__ for c, t in structs.items() if not t.forbid_unknown_fields] == []
+
+
+@pytest.mark.parametrize("root", [ChatResponse, ChatChunk])
+def test_every_response_struct_tolerates_unknown_keys(root: type) -> None:
+    structs = _reachable(mi.type_info(root), {})
+    assert {c.__name__ for c in structs} >= {"Usage", "PromptTokensDetails"}
+    assert [c.__name__ for c, t in structs.items() if t.forbid_unknown_fields] == []

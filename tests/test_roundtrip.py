@@ -312,8 +312,43 @@ def requests(draw: st.DrawFn) -> dict[str, Json]:
             OPTIONAL,
         )
     )
+    _follow_the_rules(body, draw)
     body.update(draw(unknown))
     return body
+
+
+def _follow_the_rules(body: dict[str, Json], draw: st.DrawFn) -> None:
+    """Mend a drawn request so that it keeps OpenAI's cross-field rules."""
+    if body.get("top_logprobs") is not None:
+        body["logprobs"] = True
+    choice = body.get("tool_choice", "none")
+    if choice != "none":
+        tools = body.setdefault("tools", [])
+        if not tools:
+            tools.append(draw(tool))
+        if isinstance(choice, dict) and choice["type"] in ("function", "custom"):
+            kind = choice["type"]
+            names = [t[kind]["name"] for t in tools if t["type"] == kind]
+            if not names:
+                tools.append({"type": kind, kind: {"name": draw(name)}})
+                names.append(tools[-1][kind]["name"])
+            choice[kind]["name"] = draw(st.sampled_from(names))
+    messages: list[Json] = []
+    called: list[str] = []
+    for sent in body["messages"]:
+        if sent["role"] == "assistant":
+            called += [call["id"] for call in sent.get("tool_calls", [])]
+            said = [sent.get(k) for k in ("tool_calls", "function_call", "refusal", "audio")]
+            content = sent.get("content")
+            if not any(said) and not isinstance(sent.get("refusal"), str) and not content:
+                sent["content"] = content if isinstance(content, str) else draw(text)
+        elif sent["role"] == "tool" and sent["tool_call_id"] not in called:
+            answered = {"name": "t", "input": ""}
+            call = {"id": sent["tool_call_id"], "type": "custom", "custom": answered}
+            messages.append({"role": "assistant", "tool_calls": [call]})
+            called.append(call["id"])
+        messages.append(sent)
+    body["messages"] = messages
 
 
 def test_the_generator_covers_every_model_field() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import msgspec
 from msgspec import UNSET, UnsetType
 
 from .parts import AssistantPart, TextPart, UserPart
+from .strict import Strict
 from .tools import FunctionCall, ToolCall
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class MessageBase(msgspec.Struct, tag_field="role"):
+class MessageBase(Strict, tag_field="role"):
     """Base of every message."""
 
 
@@ -39,7 +39,7 @@ class UserMessage(MessageBase, tag="user"):
     name: str | UnsetType = UNSET
 
 
-class AssistantAudio(msgspec.Struct):
+class AssistantAudio(Strict):
     id: str
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
 from msgspec import UNSET, UnsetType
+
+from .strict import Strict
 
 __all__ = [
     "AssistantPart",
@@ -34,14 +35,14 @@ __all__ = [
 ]
 
 
-class CacheBreakpoint(msgspec.Struct):
+class CacheBreakpoint(Strict):
     """An explicit prompt-cache breakpoint on a content part."""
 
     mode: Literal["explicit"]
     ttl: Literal["30m", "12h"] | UnsetType = UNSET
 
 
-class Part(msgspec.Struct, tag_field="type"):
+class Part(Strict, tag_field="type"):
     """Base of every content part."""
 
 
@@ -50,7 +51,7 @@ class TextPart(Part, tag="text"):
     prompt_cache_breakpoint: CacheBreakpoint | UnsetType = UNSET
 
 
-class ImageURL(msgspec.Struct):
+class ImageURL(Strict):
     url: str
     detail: Literal["auto", "low", "high", "original"] | UnsetType = UNSET
 
@@ -60,7 +61,7 @@ class ImagePart(Part, tag="image_url"):
     prompt_cache_breakpoint: CacheBreakpoint | UnsetType = UNSET
 
 
-class InputAudio(msgspec.Struct):
+class InputAudio(Strict):
     data: str
     format: Literal["wav", "mp3"]
 
@@ -70,7 +71,7 @@ class InputAudioPart(Part, tag="input_audio"):
     prompt_cache_breakpoint: CacheBreakpoint | UnsetType = UNSET
 
 
-class FileData(msgspec.Struct):
+class FileData(Strict):
     file_data: str | UnsetType = UNSET
     file_id: str | UnsetType = UNSET
     filename: str | UnsetType = UNSET
@@ -91,7 +92,7 @@ class InputFilePart(Part, tag="input_file"):
     file_id: str
 
 
-class VideoURL(msgspec.Struct):
+class VideoURL(Strict):
     url: str
 
 
@@ -101,7 +102,7 @@ class VideoURLPart(Part, tag="video_url"):
     video_url: VideoURL
 
 
-class AudioURL(msgspec.Struct):
+class AudioURL(Strict):
     url: str
 
 
@@ -111,7 +112,7 @@ class AudioURLPart(Part, tag="audio_url"):
     audio_url: AudioURL
 
 
-class FileURL(msgspec.Struct):
+class FileURL(Strict):
     url: str
 
 

@@ -22,6 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from .messages import Message
 from .parts import TextPart
+from .strict import Strict
 from .tools import FunctionCallOption, FunctionDefinition, Tool, ToolChoice, require_object
 from .vlm import VlmRun
 
@@ -56,7 +57,7 @@ MetadataKey = Annotated[str, Meta(max_length=64)]
 MetadataValue = Annotated[str, Meta(max_length=512)]
 
 
-class JSONSchema(msgspec.Struct):
+class JSONSchema(Strict):
     name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     description: str | UnsetType = UNSET
     schema: msgspec.Raw | UnsetType = UNSET
@@ -66,7 +67,7 @@ class JSONSchema(msgspec.Struct):
         require_object(self.schema, "schema")
 
 
-class FormatBase(msgspec.Struct, tag_field="type"):
+class FormatBase(Strict, tag_field="type"):
     """Base of a ``response_format``."""
 
 
@@ -85,62 +86,62 @@ class JSONSchemaFormat(FormatBase, tag="json_schema"):
 ResponseFormat = TextFormat | JSONObjectFormat | JSONSchemaFormat
 
 
-class StreamOptions(msgspec.Struct):
+class StreamOptions(Strict):
     include_usage: bool | UnsetType = UNSET
     include_obfuscation: bool | UnsetType = UNSET
 
 
-class VoiceID(msgspec.Struct):
+class VoiceID(Strict):
     id: str
 
 
-class AudioOutput(msgspec.Struct):
+class AudioOutput(Strict):
     format: Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
     voice: str | VoiceID
 
 
-class Prediction(msgspec.Struct):
+class Prediction(Strict):
     type: Literal["content"]
     content: str | list[TextPart]
 
 
-class ModerationPolicyMode(msgspec.Struct):
+class ModerationPolicyMode(Strict):
     mode: Literal["score", "block"]
 
 
-class ModerationPolicy(msgspec.Struct):
+class ModerationPolicy(Strict):
     input: ModerationPolicyMode | UnsetType | None = UNSET
     output: ModerationPolicyMode | UnsetType | None = UNSET
 
 
-class Moderation(msgspec.Struct):
+class Moderation(Strict):
     model: str
     policy: ModerationPolicy | UnsetType | None = UNSET
 
 
-class PromptCacheOptions(msgspec.Struct):
+class PromptCacheOptions(Strict):
     mode: Literal["implicit", "explicit"] | UnsetType = UNSET
     ttl: Literal["30m"] | UnsetType = UNSET
 
 
-class UserLocationApproximate(msgspec.Struct):
+class UserLocationApproximate(Strict):
     city: str | UnsetType = UNSET
     country: str | UnsetType = UNSET
     region: str | UnsetType = UNSET
     timezone: str | UnsetType = UNSET
 
 
-class UserLocation(msgspec.Struct):
+class UserLocation(Strict):
     type: Literal["approximate"]
     approximate: UserLocationApproximate
 
 
-class WebSearchOptions(msgspec.Struct):
+class WebSearchOptions(Strict):
     search_context_size: Literal["low", "medium", "high"] | UnsetType = UNSET
     user_location: UserLocation | UnsetType | None = UNSET
 
 
-class ChatRequest(msgspec.Struct, dict=True, forbid_unknown_fields=True):
+class ChatRequest(Strict, dict=True):
     """A chat completion request, as sent by the client."""
 
     messages: Annotated[list[Message], Meta(min_length=1)]

@@ -3,16 +3,22 @@
 Field names follow the OpenAI ``chat.completion`` and ``chat.completion.chunk``
 objects, so encoding is one ``msgspec`` pass. Backend-specific usage (an agent's
 credits, steps and duration) rides in :class:`Usage` beside the token counts.
+
+These structs are tolerant: backends decode upstream replies with them, and a
+key an upstream adds is ignored. The tool calls of a reply are the request
+model's own (an answer goes back into the conversation), which refuse unknown
+keys; a reply is decoded through tolerant twins of them instead, which
+:class:`ResponseMessage` turns back into the canonical calls.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .tools import FunctionCall, ToolCall
+from .tools import CustomCall, CustomToolCall, FunctionCall, FunctionToolCall, ToolCall
 
 __all__ = [
     "ChatChunk",
@@ -63,14 +69,56 @@ class Usage(msgspec.Struct):
         return cls(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
 
 
+class _ReplyFunctionCall(FunctionCall, forbid_unknown_fields=False):
+    pass
+
+
+class _ReplyFunctionToolCall(FunctionToolCall, forbid_unknown_fields=False):
+    function: _ReplyFunctionCall
+
+
+class _ReplyCustomCall(CustomCall, forbid_unknown_fields=False):
+    pass
+
+
+class _ReplyCustomToolCall(CustomToolCall, forbid_unknown_fields=False):
+    custom: _ReplyCustomCall
+
+
+if TYPE_CHECKING:
+    _Calls = list[ToolCall]
+    _Call = FunctionCall
+else:  # what a reply is decoded as; __post_init__ makes the calls canonical
+    _Calls = list[_ReplyFunctionToolCall | _ReplyCustomToolCall]
+    _Call = _ReplyFunctionCall
+
+
+def _canonical(call: ToolCall) -> ToolCall:
+    """The request model's own struct for a tool call decoded from a reply."""
+    if isinstance(call, FunctionToolCall):
+        return FunctionToolCall(call.id, FunctionCall(call.function.name, call.function.arguments))
+    return CustomToolCall(call.id, CustomCall(call.custom.name, call.custom.input))
+
+
 class ResponseMessage(msgspec.Struct):
     """The assistant's answer."""
 
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
-    tool_calls: list[ToolCall] | UnsetType = UNSET
-    function_call: FunctionCall | UnsetType = UNSET
+    tool_calls: _Calls | UnsetType = UNSET
+    function_call: _Call | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        calls = self.tool_calls
+        if calls and type(calls[0]) not in _CANONICAL:
+            self.tool_calls = [_canonical(call) for call in calls]
+        legacy = self.function_call
+        if legacy and type(legacy) is not FunctionCall:
+            self.function_call = FunctionCall(legacy.name, legacy.arguments)
+
+
+_CANONICAL = (FunctionToolCall, CustomToolCall)
 
 
 class Choice(msgspec.Struct):

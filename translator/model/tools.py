@@ -2,7 +2,8 @@
 
 JSON Schemas (function parameters, custom grammars) stay ``msgspec.Raw``:
 they are carried to the backend byte for byte, never parsed on the hot path;
-only their first byte is checked to be the ``{`` of an object.
+only their first byte is checked to be the ``{`` of an object, and their text
+to be UTF-8 (msgspec checks the strings it decodes, not raw JSON).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
+
+from .strict import Strict
 
 __all__ = [
     "AllowedTools",
@@ -42,8 +45,12 @@ Identifier = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z
 _KINDS = {ord("["): "array", ord('"'): "str", ord("t"): "bool", ord("f"): "bool", ord("n"): "null"}
 
 
+NOT_UTF8 = "Text is not valid UTF-8"
+"""The message of the ``ValueError`` :func:`require_utf8` raises, after the field."""
+
+
 def require_object(raw: msgspec.Raw | UnsetType, field: str) -> None:
-    """Raise ``ValueError`` unless ``raw`` (when set) holds a JSON object.
+    """Raise ``ValueError`` unless ``raw`` (when set) holds a JSON object in UTF-8.
 
     Called from ``__post_init__``, which msgspec turns into a validation error
     at the struct's path; only the first byte is looked at, nothing is parsed.
@@ -55,9 +62,18 @@ def require_object(raw: msgspec.Raw | UnsetType, field: str) -> None:
     if first != ord("{"):
         got = _KINDS.get(first, "float") if first is not None else "nothing"
         raise ValueError(f"Field `{field}`: Expected `object`, got `{got}`")
+    require_utf8(raw, field)
 
 
-class FunctionDefinition(msgspec.Struct):
+def require_utf8(raw: msgspec.Raw, field: str) -> None:
+    """Raise ``ValueError`` unless the raw JSON's text is valid UTF-8."""
+    try:
+        str(raw, "utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"Field `{field}`: {NOT_UTF8}") from None
+
+
+class FunctionDefinition(Strict):
     name: Identifier
     description: str | UnsetType = UNSET
     parameters: msgspec.Raw | UnsetType = UNSET
@@ -67,12 +83,12 @@ class FunctionDefinition(msgspec.Struct):
         require_object(self.parameters, "parameters")
 
 
-class Grammar(msgspec.Struct):
+class Grammar(Strict):
     definition: str
     syntax: Literal["lark", "regex"]
 
 
-class CustomFormat(msgspec.Struct, tag_field="type"):
+class CustomFormat(Strict, tag_field="type"):
     """Base of a custom tool's input format."""
 
 
@@ -84,13 +100,13 @@ class CustomFormatGrammar(CustomFormat, tag="grammar"):
     grammar: Grammar
 
 
-class CustomDefinition(msgspec.Struct):
+class CustomDefinition(Strict):
     name: str
     description: str | UnsetType = UNSET
     format: CustomFormatText | CustomFormatGrammar | UnsetType = UNSET
 
 
-class ToolBase(msgspec.Struct, tag_field="type"):
+class ToolBase(Strict, tag_field="type"):
     """Base of a tool definition."""
 
 
@@ -105,19 +121,19 @@ class CustomTool(ToolBase, tag="custom"):
 Tool = FunctionTool | CustomTool
 
 
-class FunctionCall(msgspec.Struct):
+class FunctionCall(Strict):
     """A function call: ``arguments`` is the JSON text the model produced."""
 
     name: str
     arguments: str
 
 
-class CustomCall(msgspec.Struct):
+class CustomCall(Strict):
     name: str
     input: str
 
 
-class ToolCallBase(msgspec.Struct, tag_field="type"):
+class ToolCallBase(Strict, tag_field="type"):
     """Base of a tool call made by the assistant."""
 
 
@@ -134,11 +150,11 @@ class CustomToolCall(ToolCallBase, tag="custom"):
 ToolCall = FunctionToolCall | CustomToolCall
 
 
-class FunctionName(msgspec.Struct):
+class FunctionName(Strict):
     name: str
 
 
-class ChoiceBase(msgspec.Struct, tag_field="type"):
+class ChoiceBase(Strict, tag_field="type"):
     """Base of an object form of ``tool_choice``."""
 
 
@@ -150,9 +166,14 @@ class NamedCustomChoice(ChoiceBase, tag="custom"):
     custom: FunctionName
 
 
-class AllowedTools(msgspec.Struct):
+class AllowedTools(Strict):
     mode: Literal["auto", "required"]
     tools: list[dict[str, msgspec.Raw]]
+
+    def __post_init__(self) -> None:
+        for tool in self.tools:
+            for value in tool.values():
+                require_utf8(value, "tools")
 
 
 class AllowedToolsChoice(ChoiceBase, tag="allowed_tools"):
@@ -167,7 +188,7 @@ ToolChoice = (
 )
 
 
-class FunctionCallOption(msgspec.Struct):
+class FunctionCallOption(Strict):
     """The legacy ``function_call`` object form."""
 
     name: str

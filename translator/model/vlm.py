@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import msgspec
 from msgspec import UNSET, UnsetType
+
+from .strict import Strict
 
 __all__ = ["Environment", "RequestMetadata", "VlmRun"]
 
 Environment = Literal["dev", "staging", "prod"]
 
 
-class RequestMetadata(msgspec.Struct):
+class RequestMetadata(Strict):
     """Request metadata sent as ``extra_body={"vlmrun": {"metadata": ...}}``."""
 
     environment: Environment = "prod"
@@ -27,7 +28,7 @@ class RequestMetadata(msgspec.Struct):
     extra: dict[str, Any] | None = None
 
 
-class VlmRun(msgspec.Struct):
+class VlmRun(Strict):
     """The ``vlmrun`` object of ``extra_body``."""
 
     domain: str | UnsetType = UNSET

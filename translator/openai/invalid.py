@@ -4,7 +4,9 @@ msgspec reports the first problem as a message and a JSON path. The path
 becomes the error's ``param`` (``messages[2].content[1].image_url.url``, a
 dict entry as ``logit_bias.50256``) and the message is rewritten in OpenAI's
 words: what was expected, what was sent, and, for an unknown role, part type or
-enum value, the values that are valid. This runs only when decoding failed.
+enum value, the values that are valid. A key the model does not know, below the
+top level, is named whole (``messages[0].foo``) as an unrecognized argument.
+This runs only when decoding failed.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from msgspec import UnsetType
 
 from ..errors import InvalidRequestError
 from ..model import ChatRequest
+from ..model.tools import NOT_UTF8
 
-__all__ = ["UNREADABLE", "decode_error"]
+__all__ = ["UNREADABLE", "decode_error", "key_param", "listed", "not_utf8", "shown"]
 
 UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What decoding a body may raise: bad JSON or schema, text not UTF-8, nesting too deep."""
@@ -31,7 +34,7 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 _FIELD = re.compile(r"^Field `(?P<field>[^`]+)`: (?P<msg>.*)$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>.*)`$", re.DOTALL)
 _TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`(?:, got `(?P<got>[^`]+)`)?$")
 _BOUND = re.compile(r"^Expected `(?P<kind>int|float)` (?P<op>>=|<=|>|<) (?P<limit>\S+)$")
 _LENGTH = re.compile(r"^Expected `(?P<kind>str|array|object)` of length (?P<op>>=|<=) (?P<n>\d+)$")
@@ -73,17 +76,13 @@ def decode_error(
     """
     if not isinstance(exc, msgspec.ValidationError):
         why = (
-            "its text is not valid UTF-8"
+            _NOT_UTF8
             if isinstance(exc, UnicodeDecodeError)
             else "it is nested too deeply"
             if isinstance(exc, RecursionError)
             else str(exc)
         )
-        return InvalidRequestError(
-            f"We could not parse the JSON body of your request ({why}). "
-            "The API expects a JSON object as the request body.",
-            code="invalid_json",
-        )
+        return _unparsable(why)
     match = _AT.match(str(exc))
     assert match is not None
     message, path, at_key = match["msg"], match["path"], match["key"] is not None
@@ -94,6 +93,23 @@ def decode_error(
         return _whole_body(message)
     spot = _locate(path or "", at_key, _document(body), root)
     return _explain(message, spot, at_key)
+
+
+_NOT_UTF8 = "its text is not valid UTF-8"
+
+
+def _unparsable(why: str, param: str | None = None) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"We could not parse the JSON body of your request ({why}). "
+        "The API expects a JSON object as the request body.",
+        param=param,
+        code="invalid_json",
+    )
+
+
+def not_utf8(param: str) -> InvalidRequestError:
+    """The 400 for raw JSON at ``param`` (kept undecoded) whose text is not UTF-8."""
+    return _unparsable(f"{_NOT_UTF8}, in '{param}'", param)
 
 
 def _whole_body(message: str) -> InvalidRequestError:
@@ -110,29 +126,31 @@ def _whole_body(message: str) -> InvalidRequestError:
 def _explain(message: str, spot: _Spot, at_key: bool) -> InvalidRequestError:
     """An OpenAI-worded error for one msgspec message at ``spot``."""
     param = spot.param
-    sent = _shown(spot.value)
+    sent = shown(spot.value)
     if (missing := _MISSING.match(message)) is not None:
         field = f"{param}.{missing['field']}" if param else missing["field"]
         tags = _tags(spot.type, missing["field"])
-        hint = f" Expected one of {_listed(tags, 'or')}." if tags else ""
+        hint = f" Expected one of {listed(tags, 'or')}." if tags else ""
         return InvalidRequestError(
             f"Missing required parameter: '{field}'.{hint}",
             param=field,
             code="missing_required_parameter",
         )
     if (unknown := _UNKNOWN.match(message)) is not None:
-        field = f"{param}.{unknown['field']}" if param else unknown["field"]
+        field = param + _key_step(unknown["field"]) if param else unknown["field"]
         return InvalidRequestError(
-            f"Unrecognized request argument supplied: '{field}'.",
+            f"Unrecognized request argument supplied: {field}",
             param=field,
             code="unknown_parameter",
         )
+    if message == NOT_UTF8:
+        return not_utf8(param)
     if (typed := _TYPE.match(message)) is not None:
         expected = [_WORDS.get(t, f"`{t}`") for t in typed["expected"].split(" | ")]
         wanted = expected[0] if len(expected) == 1 else "one of " + _or(expected)
         kind = typed["got"] or _kind(spot.value)
         got = f", but got {_WORDS.get(kind, kind)} instead" if kind else ""
-        valid = f" Supported values are: {_listed(spot.choices)}." if spot.choices else ""
+        valid = f" Supported values are: {listed(spot.choices)}." if spot.choices else ""
         return InvalidRequestError(
             f"Invalid type for '{param}': expected {wanted}{got}.{valid}",
             param=param,
@@ -160,7 +178,7 @@ def _explain(message: str, spot: _Spot, at_key: bool) -> InvalidRequestError:
             code="invalid_value",
         )
     if (choice := _CHOICE.match(message)) is not None:
-        valid = f" Supported values are: {_listed(spot.choices)}." if spot.choices else ""
+        valid = f" Supported values are: {listed(spot.choices)}." if spot.choices else ""
         return InvalidRequestError(
             f"Invalid value for '{param}': {sent or choice['value']}.{valid}",
             param=param,
@@ -197,7 +215,7 @@ def _bad_length(param: str, match: re.Match[str], value: Any, at_key: bool) -> I
             code=f"object_{side}_size",
         )
     noun = "key" if at_key else {"str": "string", "array": "array"}[kind]
-    what = f"key {_shown(value)}" if at_key else noun
+    what = f"key {shown(value)}" if at_key else noun
     got = f", but got {size} instead" if size is not None else ""
     return InvalidRequestError(
         f"Invalid '{param}': {what} too {'short' if low else 'long'}. "
@@ -256,6 +274,11 @@ def _locate(path: str, at_key: bool, doc: Any, root: Any) -> _Spot:
 def _key_step(key: str) -> str:
     """A dict entry in a ``param``: ``.50256``, or ``["a key"]`` when not a plain word."""
     return f".{key}" if _PLAIN_KEY.match(key) else f"[{msgspec.json.encode(key).decode()}]"
+
+
+def key_param(key: str) -> str:
+    """A top-level key as a ``param``: ``top_k``, or ``["a key"]`` when not a plain word."""
+    return _key_step(key).removeprefix(".")
 
 
 def _strip(tp: Any) -> Any:
@@ -356,7 +379,7 @@ def _each_literal(tp: Any) -> Iterator[object]:
             yield from get_args(member)
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A short JSON rendering of what the client sent, for a message."""
     if value is _NOTHING:
         return ""
@@ -388,8 +411,8 @@ _KINDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
 )
 
 
-def _listed(values: tuple[object, ...], last: str = "and") -> str:
-    return _or([_shown(v) for v in values], last)
+def listed(values: tuple[object, ...], last: str = "and") -> str:
+    return _or([shown(v) for v in values], last)
 
 
 def _or(words: list[str], last: str = "or") -> str:
