@@ -45,7 +45,9 @@ def test_translate_prints_the_native_request_and_the_report(
     assert native["batch"] is True
     assert "Hello" in native["config"]["prompt"]
     assert "max_tokens" not in out
-    assert err == "ignored max_tokens: accepted, but the full output is returned\n"
+    assert err == (
+        "max_tokens: dropped; vlm-agent ignores it (accepted, but the full output is returned)\n"
+    )
 
 
 def test_translate_says_when_nothing_was_dropped(
@@ -81,7 +83,7 @@ def test_lenient_mode_drops_and_reports_instead(
     )
     assert status == 0
     assert "logprobs" not in out
-    assert "rejected logprobs (rejected, dropped in lenient mode)" in err
+    assert err.startswith("logprobs: dropped in lenient mode; vlm-agent rejects it (")
 
 
 def test_an_invalid_request_exits_2_with_its_param(
@@ -142,6 +144,56 @@ def test_unknown_backend_or_file_exits_1(
     assert "server.prot: unknown key" in err
 
 
+def test_translate_with_a_plugin_that_needs_settings_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = tmp_path / "r.json"
+    request.write_text(json.dumps(HELLO))
+    status = main(["translate", str(request), "--backend", "openai-compatible"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("translator: ")
+    assert "base_url" in err
+
+
+def test_matrix_of_a_config_its_plugin_refuses_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[backends.up]\nplugin = "openai-compatible"\n')
+    status = main(["matrix", "--config", str(config)])
+    assert status == 1
+    assert capsys.readouterr().err.startswith("translator: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["translate", "{request}", "--backend", "echo", "--config", "{binary}"], "not UTF-8"),
+        (["translate", "{tmp}", "--backend", "echo"], "cannot read"),
+        (["translate", "{request}", "--backend", "echo", "--config", "{tmp}"], "cannot read"),
+        (["matrix", "--backend", "openai-compatible"], "needs a base_url"),
+        (["matrix", "--backend", "up", "--config", "{refused}"], "needs a base_url"),
+        (["serve", "--config", "{refused}"], "needs a base_url"),
+    ],
+)
+def test_every_failure_is_one_line_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    paths = {
+        "request": write(tmp_path, "r.json", HELLO),
+        "binary": str(tmp_path / "bin.toml"),
+        "refused": write(tmp_path, "up.toml", '[backends.up]\nplugin = "openai-compatible"\n'),
+        "tmp": str(tmp_path),
+    }
+    (tmp_path / "bin.toml").write_bytes(b"[server]\nhost = '\xff'\n")
+    status, out, err = run(capsys, *(arg.format(**paths) for arg in argv))
+    assert (status, out) == (1, "")
+    assert err.startswith("translator: ")
+    assert err.count("\n") == 1
+    assert expected in err
+
+
 # -- matrix and backends ---------------------------------------------------------------
 
 
@@ -177,8 +229,9 @@ def test_matrix_from_a_config_shows_its_overrides(
     assert status == 0
     (backend,) = json.loads(out)["backends"]
     assert backend["name"] == "agent"
-    stream = [r for r in backend["rules"] if r["field"] == "stream"]
-    assert [r["treatment"] for r in stream] == ["emulated"]
+    stream = {r["treatment"] for r in backend["rules"] if r["field"] == "stream"}
+    assert "emulated" in stream
+    assert "rejected" not in stream
 
 
 def test_backends_lists_the_installed_plugins(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,6 +241,22 @@ def test_backends_lists_the_installed_plugins(capsys: pytest.CaptureFixture[str]
     assert lines[0].split() == ["NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"]
     names = [line.split()[0] for line in lines[1:]]
     assert {"echo", "ollama", "openai-compatible", "vlm-agent"} <= set(names)
+
+
+def test_backends_claims_no_distribution_that_is_not_installed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    status, out, _ = run(capsys, "backends")
+    assert status == 0
+    echo = next(line for line in out.splitlines() if line.startswith("echo "))
+    assert echo.split()[2] == "-"
+    assert "openai-translator" not in out
 
 
 def test_version_and_usage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,8 @@ port = 9000
 api_keys = ["k"]
 compat = "lenient"
 data_dir = "/tmp/files"
+max_line_size = 100000
+max_field_size = 200000
 
 [server.limits]
 max_body_bytes = 1000
@@ -71,6 +73,7 @@ def test_a_full_file_decodes_into_structs() -> None:
     assert (server.host, server.port, server.api_keys) == ("0.0.0.0", 9000, ["k"])
     assert server.compat is Mode.LENIENT
     assert server.data_dir == "/tmp/files"
+    assert (server.max_line_size, server.max_field_size) == (100000, 200000)
     assert server.limits.max_body_bytes == 1000
     assert server.limits.max_messages == 10
     assert server.limits.request_timeout == 5.0
@@ -90,6 +93,7 @@ def test_an_empty_file_serves_echo() -> None:
     config = parse_config("")
     assert list(config.backends) == ["echo"]
     assert config.fallback_backend == "echo"
+    assert config.routes == [Route("echo", "echo")]  # so that GET /v1/models lists one
     assert config.server == ServerSettings()
 
 
@@ -134,9 +138,11 @@ def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
             "default_backend: no backend named 'nope'",
         ),
         ("[fetch]\nallow = 1", "fetch.allow: Expected `array`, got `int`"),
+        ("[server]\nmax_field_size = 0", "server.max_field_size: Expected `int` >= 1"),
+        (b"[server]\nhost = '\xff'", "not valid TOML: not UTF-8 text"),
     ],
 )
-def test_a_bad_file_names_the_key_at_fault(text: str, message: str) -> None:
+def test_a_bad_file_names_the_key_at_fault(text: str | bytes, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, source="my.toml")
     assert str(caught.value).startswith("my.toml: ")
@@ -169,7 +175,7 @@ def test_an_unknown_plugin_is_a_config_error() -> None:
 # -- routing ---------------------------------------------------------------------------
 
 
-def test_router_prefers_exact_then_longest_prefix_then_backend_name_then_default() -> None:
+def test_router_prefers_exact_then_longest_prefix_then_default() -> None:
     router = Router(
         [Route("gpt-4o", "b"), Route("gpt-*", "a"), Route("gpt-4*", "b"), Route("x", "c")],
         ["a", "b", "c"],
@@ -178,9 +184,14 @@ def test_router_prefers_exact_then_longest_prefix_then_backend_name_then_default
     assert router.backend_for("gpt-4o") == "b"
     assert router.backend_for("gpt-4-turbo") == "b"
     assert router.backend_for("gpt-3.5") == "a"
-    assert router.backend_for("a") == "a"
+    assert router.backend_for("a") == "c"  # a backend's name is no model of its own
     assert router.backend_for("anything") == "c"
-    assert ("gpt-4o", "b") in router.models()
+    assert router.exact() == [("gpt-4o", "b"), ("x", "c")]
+
+
+def test_router_names_the_backends_nothing_leads_to() -> None:
+    router = Router([Route("m", "a"), Route("p-*", "b")], ["a", "b", "c", "d"], default="d")
+    assert router.unreached() == ["c"]
 
 
 def test_router_without_a_default_refuses_unknown_models() -> None:

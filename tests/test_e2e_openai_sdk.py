@@ -115,6 +115,14 @@ plugin = "recorder"
 [[routes]]
 model = "recorder-*"
 backend = "recorder"
+
+[[routes]]
+model = "vlm-agent-1"
+backend = "echo"
+
+[[routes]]
+model = "recorder-1"
+backend = "recorder"
 """
 
 
@@ -284,23 +292,27 @@ async def test_max_tokens_is_accepted_and_reported_ignored(sdk: SDK) -> None:
 
 
 async def test_unknown_model_is_a_not_found_error() -> None:
-    # Two backends, no routes and no default: only the backends' own names are models.
+    # Two backends, one route and no default: only the routed name is a model.
     strict = create_app(
-        parse_config('[backends.a]\nplugin = "echo"\n[backends.b]\nplugin = "echo"')
+        parse_config(
+            '[backends.a]\nplugin = "echo"\n[backends.b]\nplugin = "echo"\n'
+            '[[routes]]\nmodel = "m"\nbackend = "b"\n'
+        )
     )
     async with serving(strict) as root:
         client = openai.AsyncOpenAI(base_url=f"{root}/v1/openai", api_key="x", max_retries=0)
         answered = await client.chat.completions.create(
-            model="b", messages=[{"role": "user", "content": "hi"}]
+            model="m", messages=[{"role": "user", "content": "hi"}]
         )
-        with pytest.raises(openai.NotFoundError) as caught:
-            await client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-            )
+        for model in ("gpt-4o", "b"):  # a backend's own name is no model
+            with pytest.raises(openai.NotFoundError) as caught:
+                await client.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": "hi"}]
+                )
+            assert caught.value.code == "model_not_found"
+            assert caught.value.param == "model"
         await client.close()
     assert answered.choices[0].message.content == "hi"
-    assert caught.value.code == "model_not_found"
-    assert caught.value.param == "model"
 
 
 # -- files, then an input_file part the backend receives ----------------------------------
@@ -413,4 +425,32 @@ async def test_session_continued_across_two_calls(
 async def test_models_list_through_the_sdk(sdk: SDK) -> None:
     models = await sdk.call("models.list")
     ids = {m.id for m in models.data}
-    assert {"echo", "recorder"} <= ids
+    assert ids == {"vlm-agent-1", "recorder-1"}
+    for model in ids:
+        completion = await sdk.chat(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert completion.model == model
+
+
+# -- the SDK configured through its environment ------------------------------------------
+
+
+async def test_the_sdk_configured_only_by_its_environment_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The spec's ``OPENAI_API_BASE`` is the pre-1.0 SDK's name; today's reads
+    ``OPENAI_BASE_URL`` (and ``OPENAI_API_KEY``)."""
+    config = parse_config('[server]\napi_keys = ["sekret"]\n[backends.echo]\nplugin = "echo"')
+    async with serving(create_app(config)) as root:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{root}/v1/openai")
+        monkeypatch.setenv("OPENAI_API_KEY", "sekret")
+        client = openai.AsyncOpenAI(max_retries=0)
+        completion = await client.chat.completions.create(
+            model="vlm-agent-1", messages=[{"role": "user", "content": "Hello"}]
+        )
+        await client.close()
+        monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+        refused = openai.AsyncOpenAI(max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            await refused.models.list()
+        await refused.close()
+    assert completion.choices[0].message.content == "Hello"

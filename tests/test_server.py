@@ -166,6 +166,69 @@ async def test_chat_completion_under_both_prefixes(client_for: AppFactory, prefi
     assert body["usage"]["total_tokens"] > 0
 
 
+async def test_the_bearer_scheme_is_case_insensitive() -> None:
+    config = parse_config('[server]\napi_keys = ["k1"]\n[backends.e]\nplugin = "echo"\n')
+    async with serving(create_app(config)) as root, aiohttp.ClientSession() as session:
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            headers = {"Authorization": f"{scheme} k1"}
+            async with session.get(f"{root}/v1/models", headers=headers) as response:
+                assert response.status == 200, scheme
+
+
+async def test_only_the_bearer_scheme_with_a_known_key_is_accepted() -> None:
+    config = parse_config('[server]\napi_keys = ["k1"]\n[backends.e]\nplugin = "echo"\n')
+    async with serving(create_app(config)) as root, aiohttp.ClientSession() as session:
+        for header in ("Basic k1", "Bearer", "Bearer k2", "Bearerk1", "k1"):
+            headers = {"Authorization": header}
+            async with session.get(f"{root}/v1/models", headers=headers) as response:
+                assert response.status == 401, header
+
+
+async def test_sessions_are_scoped_by_the_callers_key(
+    client_for: AppFactory, plugin: ScriptedPlugin
+) -> None:
+    client = await client_for(
+        '[server]\napi_keys = ["k1", "k2"]\n[backends.s]\nplugin = "scripted"\n'
+    )
+
+    async def turn(key: str, text: str, stream: bool = False) -> int:
+        """Send one turn of session ``shared``; how many messages the backend got."""
+        body = {
+            "model": "m",
+            "session_id": "shared",
+            "stream": stream,
+            "messages": [{"role": "user", "content": text}],
+        }
+        headers = {"Authorization": f"Bearer {key}"}
+        response = await client.post("/v1/chat/completions", json=body, headers=headers)
+        assert response.status == 200
+        if stream:
+            assert (await response.text()).endswith("data: [DONE]\n\n")
+        return len(plugin.built["s"].seen[-1].messages)
+
+    assert await turn("k1", "I am Ada.") == 1
+    assert await turn("k1", "Who am I?") == 3  # the same caller continues its session
+    assert await turn("k2", "I am Bob.") == 1  # another caller's same id is another session
+    assert await turn("k2", "Who am I?", stream=True) == 3
+    assert await turn("k1", "And now?", stream=True) == 5
+    # Stored under a hash of the key, never the key itself, nor the bare id.
+    store = client.app[TRANSLATOR].sessions  # type: ignore[index]
+    assert store is not None
+    assert await store.load("shared") == []
+    assert await store.load("k1/shared") == []
+
+
+async def test_without_keys_every_caller_shares_the_session_ids(
+    client_for: AppFactory, plugin: ScriptedPlugin
+) -> None:
+    client = await client_for('[backends.s]\nplugin = "scripted"\n')
+    for expected in (1, 3):
+        body = {"model": "m", "session_id": "s", "messages": [{"role": "user", "content": "x"}]}
+        response = await client.post("/v1/chat/completions", json=body)
+        assert response.status == 200
+        assert len(plugin.built["s"].seen[-1].messages) == expected
+
+
 async def test_models_lists_routed_models_in_openai_shape(client_for: AppFactory) -> None:
     client = await client_for(
         """
@@ -184,14 +247,45 @@ async def test_models_lists_routed_models_in_openai_shape(client_for: AppFactory
     body = await (await client.get("/v1/openai/models")).json()
     assert body["object"] == "list"
     cards = {card["id"]: card for card in body["data"]}
-    assert {"gpt-mini", "fast", "slow"} <= set(cards)
+    # The exact route only: a prefix names no model, and a backend's name is none.
+    assert set(cards) == {"gpt-mini"}
     assert cards["gpt-mini"]["owned_by"] == "fast"
     assert cards["gpt-mini"]["object"] == "model"
     routed = await (await client.get("/v1/models/big-2")).json()
     assert routed["owned_by"] == "slow"
-    missing = await client.get("/v1/models/nothing")
-    assert missing.status == 404
-    assert (await error_of(missing))["code"] == "model_not_found"
+    for name in ("nothing", "fast"):
+        missing = await client.get(f"/v1/models/{name}")
+        assert missing.status == 404
+        assert (await error_of(missing))["code"] == "model_not_found"
+
+
+async def test_models_lists_the_names_backends_map_where_routes_lead(
+    client_for: AppFactory,
+) -> None:
+    client = await client_for(
+        """
+        default_backend = "a"
+        [backends.a]
+        plugin = "scripted"
+        options = { models = { "gpt-4o" = "llava", "other" = "x" } }
+        [backends.b]
+        plugin = "scripted"
+        options = { models = { "big-1" = "y", "elsewhere" = "z" }, model = { "big-2" = "w" } }
+        [[routes]]
+        model = "big-*"
+        backend = "b"
+        [[routes]]
+        model = "other"
+        backend = "b"
+        """
+    )
+    body = await (await client.get("/v1/models")).json()
+    listed = {card["id"]: card["owned_by"] for card in body["data"]}
+    # 'other' is a's name, but routed to b; 'elsewhere' goes to the default, a, not to b.
+    assert listed == {"other": "b", "gpt-4o": "a", "big-1": "b", "big-2": "b"}
+    for model in listed:
+        response = await client.post("/v1/chat/completions", json={**HELLO, "model": model})
+        assert response.status == 200, model
 
 
 async def test_requests_route_by_model_with_prefixes(
@@ -211,16 +305,18 @@ async def test_requests_route_by_model_with_prefixes(
         backend = "b"
         """
     )
-    for model, backend in [("vlm-1", "a"), ("vlm-agent-1", "b"), ("b", "b")]:
+    for model, backend in [("vlm-1", "a"), ("vlm-agent-1", "b")]:
         response = await client.post("/v1/chat/completions", json={**HELLO, "model": model})
         assert response.status == 200
         assert plugin.built[backend].seen[-1].model == model
-    unknown = await client.post("/v1/chat/completions", json={**HELLO, "model": "gpt-4o"})
-    assert unknown.status == 404
-    error = await error_of(unknown)
-    assert error["code"] == "model_not_found"
-    assert error["param"] == "model"
-    assert "gpt-4o" in error["message"]
+    # Neither an unrouted name nor a backend's own name is a model.
+    for model in ("gpt-4o", "b"):
+        unknown = await client.post("/v1/chat/completions", json={**HELLO, "model": model})
+        assert unknown.status == 404
+        error = await error_of(unknown)
+        assert error["code"] == "model_not_found"
+        assert error["param"] == "model"
+        assert f"'{model}'" in error["message"]
 
 
 # -- errors are OpenAI bodies ----------------------------------------------------
@@ -646,3 +742,55 @@ def test_json_log_lines_carry_the_event_and_its_fields() -> None:
     assert (event["request_id"], event["status"], event["level"]) == ("req_1", 200, "info")
     assert plain["message"] == "plain text"
     assert records[0].getMessage() == "request request_id=req_1 status=200"
+
+
+# -- what aiohttp's HTTP parser refuses ------------------------------------------------
+
+
+async def test_headers_up_to_the_raised_limit_are_served() -> None:
+    app = create_app(parse_config(""))
+    async with serving(app) as root, aiohttp.ClientSession() as session:
+        # Over aiohttp's own 8190 bytes, within this server's 32 KiB.
+        headers = {"X-Big": "a" * 20_000}
+        async with session.get(f"{root}/v1/models", headers=headers) as response:
+            assert response.status == 200
+
+
+@pytest.mark.parametrize("where", ["header", "request line"])
+async def test_a_request_over_the_parser_limits_is_an_openai_error_without_a_traceback(
+    caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    app = create_app(parse_config("[server]\nmax_field_size = 1000\nmax_line_size = 1000\n"))
+    caplog.set_level(logging.DEBUG)
+    secret = "Bearer " + "s" * 2000
+    async with serving(app) as root, aiohttp.ClientSession() as session:
+        url, headers = f"{root}/v1/models", {"Authorization": secret}
+        if where == "request line":
+            url, headers = f"{root}/v1/models?q={'x' * 2000}", {}
+        async with session.get(url, headers=headers) as response:
+            assert response.status == 400
+            assert response.headers["x-request-id"].startswith("req_")
+            error = await error_of(response)
+    assert error["code"] == "header_too_large"
+    assert "1000 bytes" in error["message"]
+    assert "sss" not in error["message"]
+    records = [r for r in caplog.records if r.name.startswith(("aiohttp", "translator"))]
+    assert not any(r.exc_info for r in records)
+    assert not any(r.levelno >= logging.ERROR for r in records)
+    (warning,) = [r for r in records if r.levelno == logging.WARNING]
+    assert warning.getMessage().startswith("bad_http_request ")
+    assert "sss" not in warning.getMessage()
+
+
+async def test_bytes_that_are_no_http_get_an_openai_error() -> None:
+    async with serving(create_app()) as root:
+        host, port = root.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"\x16\x03\x01garbage\r\n\r\n")
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400"))
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]["code"] == "bad_http_request"

@@ -69,6 +69,26 @@ async def test_upload_without_a_file_or_purpose_names_the_missing_field(client: 
     assert (await error_of(no_file))["param"] == "file"
 
 
+@pytest.mark.parametrize(
+    "purpose", ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+)
+async def test_upload_takes_each_openai_purpose(client: Client, purpose: str) -> None:
+    response = await client.post("/v1/files", data=form(purpose=purpose))
+    assert response.status == 200
+    assert (await response.json())["purpose"] == purpose
+
+
+@pytest.mark.parametrize("purpose", ["", "Assistants", "anything", "x" * 500])
+async def test_upload_with_another_purpose_is_a_400_on_purpose(
+    client: Client, purpose: str
+) -> None:
+    response = await client.post("/v1/files", data=form(purpose=purpose))
+    assert response.status == 400
+    error = await error_of(response)
+    assert error["param"] == "purpose"
+    assert (await (await client.get("/v1/files")).json())["data"] == []
+
+
 async def test_upload_that_is_not_multipart_is_refused(client: Client) -> None:
     response = await client.post("/v1/files", json={"file": "hello", "purpose": "assistants"})
     assert response.status == 415

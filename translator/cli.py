@@ -13,16 +13,20 @@ import logging
 import shlex
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
 from . import __version__
-from .backend import Backend, BackendContext, BackendSettings
-from .compat import Matrix, Mode, Report
+from .backend import Backend, BackendContext, BackendFactory, BackendSettings
+from .compat import Action, Matrix, Mode, Report, Treatment
 from .config import Config, ConfigError, default_data_dir, load_config
 from .errors import TranslatorError
+
+if TYPE_CHECKING:
+    from .plugins import BackendInfo
 
 __all__ = ["main"]
 
@@ -42,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
     except (CLIError, ConfigError) as exc:
         print(f"translator: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a failure nobody foresaw: still one line, never a traceback
+        print(f"translator: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return status
 
@@ -140,12 +149,15 @@ def _announce(out: TextIO, root: str, config: Config) -> None:
 
 
 def _example_model(config: Config) -> str:
-    for route in config.routes:
-        if not route.is_prefix:
-            return route.model
-    for route in config.routes:
-        return route.model[:-1] + "1"
-    return config.fallback_backend or next(iter(config.backends))
+    """The first model ``GET /v1/models`` lists; without one, a name the default takes."""
+    from .server.routing import Router, listed_models
+
+    router = Router(config.routes, config.backends, config.fallback_backend)
+    for model, _ in listed_models(config, router):
+        return model
+    if config.fallback_backend is not None:
+        return config.fallback_backend  # any name goes to the default backend
+    return next((r.model[:-1] for r in config.routes if r.is_prefix), "") or "model"
 
 
 # -- translate -----------------------------------------------------------------
@@ -195,8 +207,18 @@ def _print_report(out: TextIO, report: Report) -> None:
         out.write(f"{report.backend}: every field sent is supported\n")
         return
     for action in report.actions:
-        relaxed = " (rejected, dropped in lenient mode)" if action.relaxed else ""
-        out.write(f"{action.treatment.value} {action.path}{relaxed}: {action.reason}\n")
+        out.write(f"{action.path}: {_done(action, report.backend)} ({action.reason})\n")
+
+
+def _done(action: Action, backend: str) -> str:
+    """What the matrix did to one field, in words."""
+    if action.relaxed:
+        return f"dropped in lenient mode; {backend} rejects it"
+    if action.treatment is Treatment.EMULATED:
+        return "emulated by the translator"
+    if action.treatment is Treatment.IGNORED:
+        return f"dropped; {backend} ignores it"
+    return f"{action.treatment.value} by {backend}"
 
 
 # -- matrix and backends ---------------------------------------------------------
@@ -227,12 +249,23 @@ def _backends(args: argparse.Namespace) -> int:
 
     infos = backend_infos(get_plugin_manager())
     rows = [("NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION")]
-    rows += [(i.name, i.plugin, i.distribution or "-", i.description) for i in infos]
+    rows += [(i.name, i.plugin, _distribution(i), i.description) for i in infos]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         print("  ".join([*cells, row[3]]).rstrip())
     return EXIT_OK
+
+
+def _distribution(info: BackendInfo) -> str:
+    """``name version`` of the installed distribution; ``-`` when none is installed."""
+    if info.distribution is None:
+        return "-"
+    try:
+        version = metadata.version(info.distribution)
+    except metadata.PackageNotFoundError:
+        return "-"  # running from a source tree: nothing of that name is installed
+    return f"{info.distribution} {version}"
 
 
 # -- building backends without a server ------------------------------------------
@@ -255,7 +288,18 @@ def _build_backend(name: str, config_path: Path | None) -> Backend:
     factory = factories.get(settings.plugin)
     if factory is None:
         raise CLIError(f"backend {name!r}: no plugin named {settings.plugin!r}")
-    return factory.create(name, settings, BackendContext())
+    return _create(factory, name, settings)
+
+
+def _create(factory: BackendFactory, name: str, settings: BackendSettings) -> Backend:
+    """``factory.create``; a plugin refusing the settings is a one-line error."""
+    try:
+        return factory.create(name, settings, BackendContext())
+    except (ValueError, TypeError, OSError) as exc:
+        message = str(exc)
+        if name not in message:
+            message = f"backend {name!r}: {message}"
+        raise CLIError(message) from None
 
 
 def _configured_backends(config: Config) -> list[Backend]:
@@ -267,5 +311,5 @@ def _configured_backends(config: Config) -> list[Backend]:
         factory = factories.get(settings.plugin)
         if factory is None:
             raise CLIError(f"backend {name!r}: no plugin named {settings.plugin!r}")
-        backends.append(factory.create(name, settings, BackendContext()))
+        backends.append(_create(factory, name, settings))
     return backends

@@ -10,6 +10,8 @@
     api_keys_env = "TRANSLATOR_API_KEYS"   # or api_keys = ["..."]
     compat = "strict"                      # default compat mode for every backend
     data_dir = "/var/lib/translator"       # uploaded files; in memory when unset
+    max_field_size = 32768                 # longest header name or value (bytes)
+    max_line_size = 32768                  # longest request line (bytes)
 
     [server.limits]
     max_body_bytes = 33554432
@@ -90,6 +92,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The compat mode for every backend; unset, each backend's own mode holds."""
     data_dir: str | None = None
     """Where uploaded files are kept; unset, they are kept in memory."""
+    max_line_size: Positive = 32 * 1024
+    """Longest request line (method, path and query) in bytes; longer is a 400."""
+    max_field_size: Positive = 32 * 1024
+    """Longest header name or value in bytes; longer is a 400."""
 
     def resolve_api_keys(self, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Every accepted key; an ``api_keys_env`` that is not set is an error, never open."""
@@ -146,11 +152,12 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     @classmethod
     def default(cls, *, data_dir: str | None = None) -> Config:
-        """No file: every model through the ``echo`` backend."""
+        """No file: every model through the ``echo`` backend; ``echo`` is the one listed."""
         return cls(
             default_backend="echo",
             server=ServerSettings(data_dir=data_dir),
             backends={"echo": BackendSettings(plugin="echo")},
+            routes=[Route("echo", "echo")],
         )
 
     @property
@@ -196,6 +203,8 @@ def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: {_explain(str(exc))}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: not UTF-8 text ({exc.reason})") from None
     backends: dict[str, BackendSettings] = {}
     for name, table in raw.backends.items():
         try:
@@ -214,6 +223,8 @@ def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
         config.backends = defaults.backends
         if config.default_backend is None:
             config.default_backend = defaults.default_backend
+        if not config.routes:
+            config.routes = defaults.routes
     try:
         config.check()
     except ConfigError as exc:

@@ -167,13 +167,23 @@ class Translator:
         return encode_response(self.backend(backend).decode_response(body, model=model))
 
     async def complete(
-        self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
+        self,
+        body: bytes | ChatRequest,
+        backend: str,
+        *,
+        mode: Mode | None = None,
+        session_scope: str | None = None,
     ) -> Completion:
-        """Answer a request as a whole."""
+        """Answer a request as a whole.
+
+        ``session_scope`` keeps the translator's session histories of one
+        caller apart from another's: the same session id in two scopes is two
+        sessions (the server passes one per API key).
+        """
         request, report, target, session_id, retain = self._prepare(body, backend, mode)
         turn = echo = None
         if session_id is not None:
-            turn = await self._join(target, request, session_id, retain)
+            turn = await self._join(target, request, _scoped(session_id, session_scope), retain)
             echo = session_id if turn is not None else request.session
         response = await target.complete(request)
         self._finish(response, request, backend, echo)
@@ -182,16 +192,22 @@ class Translator:
         return Completion(response, report)
 
     async def stream(
-        self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
+        self,
+        body: bytes | ChatRequest,
+        backend: str,
+        *,
+        mode: Mode | None = None,
+        session_scope: str | None = None,
     ) -> Stream:
-        """Answer a request as a stream of chunks, natively or emulated."""
+        """Answer a request as a stream of chunks, natively or emulated (``session_scope``
+        as for :meth:`complete`)."""
         request = decode_request(body) if not isinstance(body, ChatRequest) else body
         options = request.stream_options
         include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
         request, report, target, session_id, retain = self._prepare(request, backend, mode)
         turn = echo = None
         if session_id is not None:
-            turn = await self._join(target, request, session_id, retain)
+            turn = await self._join(target, request, _scoped(session_id, session_scope), retain)
             echo = session_id if turn is not None else request.session
         if target.matrix.treatment("stream", True) is Treatment.EMULATED:
             chunks = self._emulate(target, request, backend, include_usage, echo)
@@ -246,6 +262,11 @@ class Translator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _scoped(session_id: str, scope: str | None) -> str:
+    """The store key of ``session_id`` within ``scope``."""
+    return session_id if scope is None else f"{scope}/{session_id}"
 
 
 async def _in_session(

@@ -18,22 +18,25 @@ import pluggy
 from aiohttp import web
 
 from ..backend import BackendContext
-from ..config import Config, ConfigError, FetchSettings
+from ..config import Config, ConfigError, FetchSettings, ServerSettings
 from ..core import Translator
 from ..errors import ModelNotFoundError
 from ..stores import DiskFileStore, FileStore, MemoryFileStore, MemorySessionStore
 from .chat import ChatHandler
 from .files import FileHandlers
 from .middleware import Handler, edge_middleware, public
-from .routing import Router
+from .routing import Router, listed_models
 
-__all__ = ["PREFIXES", "TRANSLATOR", "create_app"]
+__all__ = ["PREFIXES", "SETTINGS", "TRANSLATOR", "create_app"]
 
 log = logging.getLogger("translator.server")
 
 PREFIXES = ("/v1", "/v1/openai")
 TRANSLATOR = web.AppKey("translator", Translator)
 """The app's :class:`Translator`, for embedders: ``app[TRANSLATOR]``."""
+SETTINGS = web.AppKey("server_settings", ServerSettings)
+"""The ``[server]`` settings the app was built with (:func:`~.runner.serving` reads the
+HTTP parser's limits from them)."""
 
 _encoder = msgspec.json.Encoder()
 
@@ -90,10 +93,11 @@ def create_app(
     router = _router(config, list(translator.backends))
     app = web.Application(middlewares=[edge_middleware(api_keys)])
     app[TRANSLATOR] = translator
+    app[SETTINGS] = settings
 
     chat = ChatHandler(translator, router, settings.limits, settings.compat)
     file_routes = FileHandlers(store, settings.limits.max_file_bytes)
-    models = _models_handlers(router)
+    models = _models_handlers(router, listed_models(config, router))
     for prefix in PREFIXES:
         app.router.add_post(f"{prefix}/chat/completions", chat.handle)
         app.router.add_get(f"{prefix}/models", models[0], allow_head=False)
@@ -110,6 +114,8 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.info("serving backends: %s", ", ".join(router.backends))
+        for name in router.unreached():
+            log.warning("backend %s: no route and no default_backend leads to it", name)
         yield
         if owned:
             await translator.aclose()
@@ -131,11 +137,9 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(body=_HEALTH, content_type="application/json")
 
 
-def _models_handlers(router: Router) -> tuple[Handler, Handler]:
+def _models_handlers(router: Router, listed: list[tuple[str, str]]) -> tuple[Handler, Handler]:
     created = int(time.time())
-    listing = _encoder.encode(
-        ModelList([ModelCard(m, created, backend) for m, backend in router.models()])
-    )
+    listing = _encoder.encode(ModelList([ModelCard(m, created, b) for m, b in listed]))
 
     async def list_models(request: web.Request) -> web.Response:
         return web.Response(body=listing, content_type="application/json")

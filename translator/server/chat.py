@@ -100,7 +100,9 @@ class ChatHandler:
             return await self._stream(request, exchange, chat, backend, mode)
         try:
             async with asyncio.timeout(self.timeout) as deadline:
-                completion = await self.translator.complete(chat, backend, mode=mode)
+                completion = await self.translator.complete(
+                    chat, backend, mode=mode, session_scope=exchange.session_scope
+                )
         except TimeoutError:
             if deadline.expired():
                 raise _deadline_error(self.timeout) from None
@@ -148,7 +150,9 @@ class ChatHandler:
         first: ChatChunk | None = None
         try:
             async with asyncio.timeout_at(when) as deadline:
-                stream = await self.translator.stream(chat, backend, mode=mode)
+                stream = await self.translator.stream(
+                    chat, backend, mode=mode, session_scope=exchange.session_scope
+                )
                 chunks = aiter(stream)
                 first = await anext(chunks, None)
         except TimeoutError:

@@ -12,11 +12,13 @@ from aiohttp import BodyPartReader, web
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from ..stores import FileObject, FileStore
 
-__all__ = ["FileHandlers"]
+__all__ = ["PURPOSES", "FileHandlers"]
 
 _encoder = msgspec.json.Encoder()
 _MAX_LIST = 10_000
 _MAX_FIELD = 1024
+PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+"""The purposes OpenAI's ``files.create`` takes."""
 
 
 class FileList(msgspec.Struct):
@@ -76,11 +78,12 @@ class FileHandlers:
                 upload = (part.filename or "upload", content_type, data)
             elif part.name == "purpose":
                 purpose = (await self._read(part, _MAX_FIELD, "purpose")).decode(errors="replace")
+                _check_purpose(purpose)  # before reading a file that would be refused
             else:
                 await part.release()
         if upload is None:
             raise InvalidRequestError("Missing required parameter: 'file'.", param="file")
-        if not purpose:
+        if purpose is None:
             raise InvalidRequestError("Missing required parameter: 'purpose'.", param="purpose")
         filename, content_type, data = upload
         return _json(await self.store.put(filename, content_type, data, purpose))
@@ -143,6 +146,18 @@ class FileHandlers:
         filename, content_type, data = found
         headers = {"Content-Type": content_type, "Content-Disposition": _disposition(filename)}
         return web.Response(body=data, headers=headers)
+
+
+def _check_purpose(purpose: str) -> None:
+    if not purpose:
+        raise InvalidRequestError("Missing required parameter: 'purpose'.", param="purpose")
+    if purpose not in PURPOSES:
+        raise InvalidRequestError(
+            f"Invalid value for 'purpose': '{purpose[:64]}'; "
+            f"expected one of {', '.join(PURPOSES)}.",
+            param="purpose",
+            code="invalid_value",
+        )
 
 
 def _disposition(filename: str) -> str:

@@ -8,6 +8,7 @@ unexpected a logged 500 that shows the client no traceback.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -33,6 +34,7 @@ __all__ = [
     "Handler",
     "edge_middleware",
     "error_response",
+    "new_request_id",
     "public",
 ]
 
@@ -47,10 +49,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Exchange:
     """What the edge knows of one request: its id, and what the handler found (for the log)."""
 
-    __slots__ = ("allow_logging", "backend", "ignored", "model", "request_id", "stream")
+    __slots__ = (
+        "allow_logging",
+        "backend",
+        "ignored",
+        "model",
+        "request_id",
+        "session_scope",
+        "stream",
+    )
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
+        self.session_scope: str | None = None
+        """Whose sessions these are: derived from the caller's API key, when keys are asked for."""
         self.allow_logging = True
         self.model: str | None = None
         self.backend: str | None = None
@@ -95,39 +107,46 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> TranslatorError:
     return InvalidRequestError(exc.reason, status=exc.status)
 
 
-def _new_request_id() -> str:
+def new_request_id() -> str:
+    """A fresh ``x-request-id``."""
     return "req_" + os.urandom(12).hex()
 
 
 def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The middleware; ``api_keys`` empty means no key is asked for."""
     keys = tuple(k.encode() for k in api_keys)
+    # A session scope per key: a short hash, so that neither logs nor stores hold the key.
+    scopes = {key: "key-" + hashlib.sha256(key).hexdigest()[:16] for key in keys}
 
-    def authorized(header: str | None) -> bool:
-        if header is None or not header.startswith("Bearer "):
-            return False
-        given = header[7:].strip().encode()
+    def caller(header: str | None) -> bytes | None:
+        """The key ``Authorization: Bearer <key>`` names, if it is accepted (the
+        scheme in any case, RFC 7235)."""
+        if header is None:
+            return None
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        given = credentials.strip().encode()
         found = False
         for key in keys:  # every key compared, in constant time each
             found |= hmac.compare_digest(given, key)
-        return found
+        return given if found else None
 
     @web.middleware
     async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
         client_id = request.headers.get(REQUEST_ID)
-        rid = client_id if client_id and _VALID_ID.fullmatch(client_id) else _new_request_id()
+        rid = client_id if client_id and _VALID_ID.fullmatch(client_id) else new_request_id()
         exchange = request[EXCHANGE] = Exchange(rid)
         extra_headers: dict[str, str] | None = None
         try:
-            if (
-                keys
-                and not getattr(request.match_info.handler, "public", False)
-                and not authorized(request.headers.get("Authorization"))
-            ):
-                raise AuthenticationError(
-                    "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."
-                )
+            if keys and not getattr(request.match_info.handler, "public", False):
+                key = caller(request.headers.get("Authorization"))
+                if key is None:
+                    raise AuthenticationError(
+                        "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."
+                    )
+                exchange.session_scope = scopes[key]
             response = await handler(request)
         except TranslatorError as exc:
             response = error_response(exc)
