@@ -294,3 +294,31 @@ async def test_the_sdk_stream_helper_assembles_our_chunks(sse_server: openai.Asy
     ]
     assert final.usage is not None
     assert final.usage.total_tokens == 17
+
+
+def test_an_upstreams_log_probabilities_pass_through_untouched() -> None:
+    import msgspec
+
+    from translator.model import ChatResponse
+    from translator.openai import encode_response
+
+    token = {"token": "hi", "logprob": -0.1, "bytes": [104, 105], "top_logprobs": []}
+    logprobs = {"content": [token]}
+    reply = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hi"},
+                "finish_reason": "stop",
+                "logprobs": logprobs,
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    response = msgspec.json.decode(msgspec.json.encode(reply), type=ChatResponse)
+    encoded = msgspec.json.decode(encode_response(response))
+    assert encoded["choices"][0]["logprobs"] == logprobs

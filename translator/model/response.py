@@ -121,11 +121,15 @@ class ResponseMessage(msgspec.Struct):
 _CANONICAL = (FunctionToolCall, CustomToolCall)
 
 
+NULL_LOGPROBS = msgspec.Raw(b"null")
+"""``logprobs`` when a backend gives none; an upstream's log probabilities pass through raw."""
+
+
 class Choice(msgspec.Struct):
     index: int
     message: ResponseMessage
     finish_reason: FinishReason = "stop"
-    logprobs: None = None
+    logprobs: msgspec.Raw = NULL_LOGPROBS
 
 
 class ChatResponse(msgspec.Struct):
@@ -167,7 +171,7 @@ class ChunkChoice(msgspec.Struct):
     index: int
     delta: Delta
     finish_reason: FinishReason | None = None
-    logprobs: None = None
+    logprobs: msgspec.Raw = NULL_LOGPROBS
 
 
 class ChatChunk(msgspec.Struct):
