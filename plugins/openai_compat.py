@@ -7,14 +7,23 @@ requests go to ``POST {base_url}/chat/completions`` with
 
 The request sent is the OpenAI JSON the client sent, after the matrix.
 By default everything in the OpenAI API passes through, except what the
-canonical response cannot carry back (log probabilities, audio output); the
-VLM agents extensions ``session_id`` and ``vlmrun`` are dropped and reported
-unless the configuration forwards them
-(``matrix = {session_id = "supported", vlmrun = "supported"}``), and the
-extension content parts (``input_file``, ``video_url``, ``audio_url``,
-``file_url``) are refused unless the matrix allows them. Top-level fields the
-canonical model does not know (``top_k``, ``chat_template_kwargs``, ...) pass
-through for the upstream to judge; ``options.unknown_fields`` changes that.
+canonical response cannot carry back (log probabilities, audio output). The
+VLM agents extensions are not sent unless the configuration forwards them
+(``matrix = {session_id = "supported", vlmrun = "supported"}``): until then the
+translator keeps the conversation of a ``session_id`` (or
+``vlmrun.metadata.session_id``, honouring ``allow_retention``), so those rows
+are emulated, and ``vlmrun.domain`` is dropped and reported. The extension
+content parts (``input_file``, ``video_url``, ``audio_url``, ``file_url``) are
+refused unless the matrix allows them. Top-level fields the canonical model
+does not know (``top_k``, ``chat_template_kwargs``, ...) pass through for the
+upstream to judge; ``options.unknown_fields`` changes that.
+
+Files uploaded to the translator's own ``/v1/files`` are unknown upstream: a
+``file`` part naming one by ``file_id`` is sent with the content inline
+instead (``file_data``, a data URI, and ``filename``), and so is an
+``input_file`` part naming one, as a ``file`` part, when the matrix lets
+``input_file`` through. An id the translator does not know is the upstream's
+own and passes unchanged.
 
 Options: ``headers`` (extra request headers), ``model`` (the upstream model
 name, or a table from the requested name to the upstream's),
@@ -36,6 +45,8 @@ could add it to the conversation twice.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -44,12 +55,37 @@ import msgspec
 from msgspec import UNSET
 
 from translator import hookimpl
-from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.compat import REQUEST_FIELDS, Matrix, Rule, Treatment, ignored, rejected, supported
-from translator.errors import MalformedUpstreamError, UpstreamStatusError
+from translator.backend import (
+    Backend,
+    BackendContext,
+    BackendFactory,
+    BackendSettings,
+    FileSource,
+)
+from translator.compat import (
+    REQUEST_FIELDS,
+    Matrix,
+    Rule,
+    Treatment,
+    emulated,
+    ignored,
+    rejected,
+    supported,
+)
+from translator.errors import MalformedUpstreamError, NeedsIOError, UpstreamStatusError
 from translator.http import BoundClient, HttpPolicy, UpstreamDetail
-from translator.model import ChatChunk, ChatRequest, ChatResponse
+from translator.model import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    FileData,
+    FilePart,
+    InputFilePart,
+    UserMessage,
+    VlmRun,
+)
 from translator.openai import encode_request, new_completion_id, now
+from translator.stores.files import is_file_id
 
 __all__ = [
     "MATRIX",
@@ -68,16 +104,28 @@ _NOT_CARRIED = {
     "top_logprobs": "log probabilities are not carried back in the canonical response",
     "audio": "audio output is not carried back in the canonical response",
     "modalities": "only text output is carried back; text is always produced",
-    "session_id": "a VLM agents extension; forward it with the matrix override 'supported'",
-    "vlmrun": "a VLM agents extension; forward it with the matrix override 'supported'",
 }
 _EXTENSION_PARTS = ("input_file", "video_url", "audio_url", "file_url")
+_KEPT = "the translator keeps the conversation"
+_SESSION_ROW = emulated("session_id", _KEPT)
+_VLMRUN_ROW = supported("vlmrun", "decided part by part; 'supported' forwards it whole")
+_VLMRUN_PARTS = (
+    ignored("vlmrun.domain", "a VLM agents extension; forward vlmrun with 'supported'"),
+    emulated("vlmrun.metadata", f"{_KEPT} and honours allow_retention"),
+)
+_OWN_ROWS = {"session_id": _SESSION_ROW, "vlmrun": _VLMRUN_ROW}
+_VLMRUN_FIELDS = VlmRun.__struct_fields__
 
 _ROWS: list[Rule] = [
     *(
-        ignored(f, _NOT_CARRIED[f]) if f in _NOT_CARRIED else supported(f, "passed through")
+        _OWN_ROWS[f]
+        if f in _OWN_ROWS
+        else ignored(f, _NOT_CARRIED[f])
+        if f in _NOT_CARRIED
+        else supported(f, "passed through")
         for f in REQUEST_FIELDS
     ),
+    *_VLMRUN_PARTS,
     *(
         supported(f"role.{r}", "passed through")
         for r in ("system", "developer", "user", "assistant", "tool", "function")
@@ -91,10 +139,36 @@ _ROWS: list[Rule] = [
             f"content.{t}", "not in the OpenAI API; set it supported for an upstream that takes it"
         )
         for t in _EXTENSION_PARTS
+        if t != "input_file"
+    ),
+    rejected(
+        "content.input_file",
+        "not in the OpenAI API; set it supported for an upstream that takes it "
+        "(a file uploaded here is then sent inline, as a file part)",
     ),
 ]
 MATRIX = Matrix(PLUGIN, _ROWS, unknown=Treatment.SUPPORTED)
 """The default matrix; the configuration's ``matrix`` table overrides rows of it."""
+
+
+def fitted(matrix: Matrix, *, keeps_sessions: bool) -> Matrix:
+    """``matrix`` as it holds for a backend that does, or does not, keep sessions upstream.
+
+    The default ``vlmrun.<part>`` rows give way to a configured ``vlmrun`` row
+    (``vlmrun = "supported"`` forwards it whole). When the upstream keeps the
+    sessions, the translator keeps no conversation, so the default emulated
+    ``session_id`` and ``vlmrun.metadata`` rows become ignored.
+    """
+    rules = list(matrix.rules)
+    if _VLMRUN_ROW not in rules:
+        rules = [r for r in rules if r not in _VLMRUN_PARTS]
+    if keeps_sessions:
+        kept = (_SESSION_ROW, _VLMRUN_PARTS[1])
+        note = "the upstream keeps the session and is not sent this; forward it with 'supported'"
+        rules = [ignored(r.field, note) if r in kept else r for r in rules]
+    if rules == list(matrix.rules):
+        return matrix
+    return Matrix(matrix.backend, rules, unknown=matrix.unknown, mode=matrix.mode)
 
 
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -336,9 +410,11 @@ class OpenAICompatBackend(Backend):
         api_key: str | None = None,
         matrix: Matrix = MATRIX,
         options: Options | None = None,
+        files: FileSource | None = None,
     ) -> None:
         self.name = name
-        self.matrix = matrix
+        self.matrix = fitted(matrix, keeps_sessions=self.keeps_sessions)
+        self.files = files
         self.http = http
         self.options = options or Options()
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -366,9 +442,60 @@ class OpenAICompatBackend(Backend):
         return not self.keeps_sessions or request.session is None
 
     def encode_request(self, request: ChatRequest) -> bytes:
-        """The upstream's request body: the OpenAI JSON, with the upstream's model name."""
+        """The upstream's request body: the OpenAI JSON, with the upstream's model name.
+
+        Raises :class:`NeedsIOError` for a file id that may name a file uploaded
+        to the translator: its content must be read first (:meth:`complete` does).
+        """
+        if self.files is not None:
+            for i, j, part, file_id in _file_parts(request):
+                if is_file_id(file_id):
+                    where = "file.file_id" if type(part) is FilePart else "file_id"
+                    raise NeedsIOError(
+                        f"The file '{file_id}' must be read from the translator's file store "
+                        f"and sent inline to the {self.name} backend.",
+                        param=f"messages[{i}].content[{j}].{where}",
+                    )
+        return self._encode(request)
+
+    def _encode(self, request: ChatRequest) -> bytes:
         request.model = self._model(request.model)
+        vlmrun = request.vlmrun
+        if vlmrun is not UNSET and all(getattr(vlmrun, f) is UNSET for f in _VLMRUN_FIELDS):
+            request.vlmrun = UNSET  # every part of it was dropped
         return encode_request(request)
+
+    async def inline_files(self, request: ChatRequest) -> None:
+        """Put the content of every file uploaded to the translator into ``request``.
+
+        A ``file`` part naming such a file by ``file_id`` gets ``file_data`` (a
+        data URI) and ``filename`` instead; an ``input_file`` part (sent only
+        when the matrix supports it) becomes such a ``file`` part. An id the
+        store does not know is left as it is: the upstream's own. Messages are
+        replaced, not changed, so a session's stored history keeps the id.
+        """
+        files = self.files
+        found = _file_parts(request) if files is not None else None
+        if not found:
+            return
+        assert files is not None
+        ids = list(dict.fromkeys(file_id for *_, file_id in found))
+        read = dict(zip(ids, await asyncio.gather(*(files.read(i) for i in ids)), strict=True))
+        messages = list(request.messages)
+        copies: dict[int, list[Any]] = {}
+        for i, j, part, file_id in found:
+            known = read[file_id]
+            if known is None:
+                continue
+            content = copies.get(i)
+            if content is None:
+                message = messages[i]
+                content = copies[i] = list(message.content)  # type: ignore[arg-type]
+                messages[i] = msgspec.structs.replace(message, content=content)
+            filename, content_type, data = known
+            content[j] = _inline(part, filename, content_type, data)
+        if copies:
+            request.messages = messages
 
     def decode_response(self, body: bytes, *, model: str) -> ChatResponse:
         return decode_response(body, model=model, backend=self.name)
@@ -377,7 +504,8 @@ class OpenAICompatBackend(Backend):
         if request.stream is True:
             request.stream = UNSET
         request.stream_options = UNSET
-        body = self.encode_request(request)
+        await self.inline_files(request)
+        body = self._encode(request)
         reply = await self.http.send(
             "POST", self.url, body=body, headers=self._headers, idempotent=self._repeatable(request)
         )
@@ -386,7 +514,8 @@ class OpenAICompatBackend(Backend):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         request.stream = True
-        body = self.encode_request(request)
+        await self.inline_files(request)
+        body = self._encode(request)
         chunks = _ChunkDecoder(request.model, self.name)
         sse = SSEDecoder()
         async with self.http.stream(
@@ -413,6 +542,41 @@ class OpenAICompatBackend(Backend):
             f"The {self.name} backend's stream ended without [DONE]: it was cut off.",
             backend=self.name,
         )
+
+
+_FilePart = FilePart | InputFilePart
+
+
+def _file_parts(request: ChatRequest) -> list[tuple[int, int, _FilePart, str]]:
+    """``(message, part, the part, its file id)`` of every part naming a file by id."""
+    found: list[tuple[int, int, _FilePart, str]] = []
+    i = -1
+    for message in request.messages:
+        i += 1
+        content = message.content
+        if type(message) is not UserMessage or type(content) is not list:
+            continue
+        j = -1
+        for part in content:
+            j += 1
+            if type(part) is FilePart:
+                file_id = part.file.file_id
+                if isinstance(file_id, str):
+                    found.append((i, j, part, file_id))
+            elif type(part) is InputFilePart:
+                found.append((i, j, part, part.file_id))
+    return found
+
+
+def _inline(part: _FilePart, filename: str, content_type: str, data: bytes) -> FilePart:
+    """``part`` as a ``file`` part carrying ``data`` as a data URI."""
+    encoded = base64.b64encode(data).decode("ascii")
+    uri = f"data:{content_type or 'application/octet-stream'};base64,{encoded}"
+    if isinstance(part, FilePart):
+        given = part.file.filename
+        file = FileData(file_data=uri, filename=given if isinstance(given, str) else filename)
+        return msgspec.structs.replace(part, file=file)
+    return FilePart(file=FileData(file_data=uri, filename=filename))
 
 
 def _reported_error(body: bytes, backend: str, what: str) -> Exception:

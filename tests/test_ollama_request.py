@@ -274,6 +274,8 @@ def test_session_fields_are_not_sent_to_ollama() -> None:
         ({"n": 2}, "n"),
         ({"logprobs": True}, "logprobs"),
         ({"logit_bias": {"1": 2}}, "logit_bias"),
+        ({"top_logprobs": 2, "logprobs": True}, "logprobs"),
+        ({"audio": {"voice": "alloy", "format": "mp3"}}, "audio"),
         ({"keep_alive": "5m"}, "keep_alive"),
     ],
 )
@@ -281,6 +283,37 @@ def test_what_ollama_cannot_do_is_refused(fields: dict[str, Any], param: str) ->
     with pytest.raises(UnsupportedFieldError) as info:
         native(request({"role": "user", "content": "Hi"}, **fields))
     assert info.value.param == param
+
+
+def test_n_above_one_is_an_unsupported_value_like_the_vlm_agents() -> None:
+    with pytest.raises(UnsupportedFieldError) as info:
+        native(request({"role": "user", "content": "Hi"}, n=2))
+    assert (info.value.param, info.value.code) == ("n", "unsupported_value")
+    assert "'n' > 1 (got 2)" in info.value.message
+    assert MATRIX.treatment("n", 1) is Treatment.SUPPORTED
+
+
+def test_explicit_defaults_and_nulls_ask_for_nothing() -> None:
+    defaults = {
+        "stop": None,
+        "logprobs": False,
+        "n": 1,
+        "stream": False,
+        "logit_bias": None,
+        "top_logprobs": None,
+        "audio": None,
+        "moderation": None,
+    }
+    nulls = dict.fromkeys(["logprobs", "n", "stream", "presence_penalty", "frequency_penalty"])
+    for fields in (defaults, nulls):
+        body = native(request({"role": "user", "content": "Hi"}, **fields))
+        assert body == {
+            "model": "llava",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stream": False,
+        }
+    zero = native(request({"role": "user", "content": "Hi"}, presence_penalty=0))
+    assert zero["options"] == {"presence_penalty": 0}
 
 
 def test_harmless_values_pass() -> None:

@@ -261,15 +261,48 @@ def test_translate_response_reads_an_upstream_reply(translator: Translator) -> N
     assert "kv_transfer_params" not in out
 
 
-async def test_vlm_extensions_are_dropped_and_reported_by_default(
+async def test_vlm_extensions_are_kept_here_not_sent_by_default(
     upstream: Upstream, translator: Translator
 ) -> None:
     vlmrun = {"domain": "document.invoice", "metadata": {"environment": "dev"}}
     done = await translator.complete(request(session_id="s-1", vlmrun=vlmrun), "up")
     assert "session_id" not in upstream.bodies[0]
     assert "vlmrun" not in upstream.bodies[0]
-    assert done.report.dropped == ["session_id", "vlmrun"]
+    # The translator keeps the session: not dropped, emulated; only the domain is dropped.
+    assert done.report.dropped == ["vlmrun.domain"]
+    assert done.report.emulated == ["session_id", "vlmrun.metadata"]
     assert not translator.backend("up").keeps_sessions
+    assert done.response.session_id == "s-1"
+
+
+async def test_a_session_the_translator_keeps_is_not_reported_as_ignored(
+    upstream: Upstream, translator: Translator
+) -> None:
+    first = await translator.complete(request(session_id="s-1"), "up")
+    assert first.report.header() == ""
+    second = await translator.complete(
+        request(session_id="s-1", messages=[{"role": "user", "content": "Again"}]), "up"
+    )
+    assert second.report.header() == ""
+    # ... and it is kept: the second call carries the first turn and its answer.
+    sent = [m["content"] for m in upstream.bodies[1]["messages"]]
+    assert sent == ["Hello", "Hi there", "Again"]
+    metadata = {"metadata": {"session_id": "s-2", "allow_retention": False}}
+    third = await translator.complete(request(vlmrun=metadata), "up")
+    assert third.report.header() == ""
+    assert third.report.emulated == ["vlmrun.metadata"]
+
+
+async def test_an_upstream_keeping_sessions_is_told_what_it_is_not_sent(
+    upstream: Upstream,
+) -> None:
+    t = make(upstream.base_url, options={"keeps_sessions": True})
+    vlmrun = {"metadata": {"environment": "dev"}}
+    done = await t.complete(request(session_id="s-1", vlmrun=vlmrun), "up")
+    await t.aclose()
+    # Nobody keeps the conversation: neither is emulated, both are dropped.
+    assert done.report.dropped == ["session_id", "vlmrun.metadata"]
+    assert done.report.emulated == []
 
 
 async def test_a_matrix_override_forwards_the_vlm_extensions(upstream: Upstream) -> None:

@@ -131,3 +131,35 @@ async def test_an_sdk_that_goes_away_closes_the_upstream(
         break
     await stream.close()
     await asyncio.wait_for(upstream.disconnected.wait(), 5)
+
+
+async def test_a_session_the_translator_keeps_is_not_reported_as_dropped(
+    upstream: Upstream,
+) -> None:
+    config = f"""
+default_backend = "up"
+
+[backends.up]
+plugin = "openai-compatible"
+base_url = "{upstream.base_url}"
+retries = 0
+"""
+    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[openai_compat])
+    app = create_app(parse_config(config), plugin_manager=pm)
+    async with serving(app) as root:
+        sdk = openai.AsyncOpenAI(base_url=f"{root}/v1/openai", api_key="unused", max_retries=0)
+        extra = {"session_id": "s-1", "vlmrun": {"domain": "d", "metadata": {"extra": {"a": 1}}}}
+        for _ in range(2):
+            raw = await sdk.chat.completions.with_raw_response.create(
+                model="my-model",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                max_tokens=5,
+                extra_body=extra,
+            )
+        await sdk.close()
+    # Only what was really dropped is named; the session is kept here and replayed.
+    assert raw.headers["x-translator-ignored"] == "vlmrun.domain"
+    assert raw.parse().session_id == "s-1"  # type: ignore[attr-defined]
+    assert [m["content"] for m in upstream.bodies[1]["messages"]] == ["Hello", "Hi there", "Hello"]
+    assert "session_id" not in upstream.bodies[1]
+    assert "vlmrun" not in upstream.bodies[1]

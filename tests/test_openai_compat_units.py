@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 import pytest
@@ -181,20 +182,21 @@ def test_the_matrix_names_every_field_role_and_part() -> None:
 
 def test_the_default_matrix() -> None:
     assert MATRIX.unknown is Treatment.SUPPORTED
-    assert MATRIX.treatment("session_id") is Treatment.IGNORED
-    assert MATRIX.treatment("vlmrun") is Treatment.IGNORED
+    assert MATRIX.treatment("session_id") is Treatment.EMULATED
+    assert MATRIX.treatment("vlmrun") is Treatment.SUPPORTED
     assert MATRIX.treatment("vlmrun.domain") is Treatment.IGNORED
+    assert MATRIX.treatment("vlmrun.metadata") is Treatment.EMULATED
     assert MATRIX.treatment("stream", True) is Treatment.SUPPORTED
     assert MATRIX.treatment("content.input_file") is Treatment.REJECTED
     assert MATRIX.treatment("tools.custom") is Treatment.SUPPORTED
 
 
-def create(**settings: object) -> OpenAICompatBackend:
+def create(**settings: Any) -> OpenAICompatBackend:
     settings.setdefault("base_url", "http://127.0.0.1:9/v1/")
     backend = OpenAICompatFactory().create(
         "up",
         BackendSettings(plugin="openai-compatible", **settings),
-        BackendContext(),  # type: ignore[arg-type]
+        BackendContext(),
     )
     assert isinstance(backend, OpenAICompatBackend)
     return backend

@@ -386,32 +386,60 @@ def test_the_spec_table(field: str, value: Any, treatment: Treatment) -> None:
     assert vlm_agent.MATRIX.treatment(field, value) is treatment
 
 
-def test_max_tokens_is_dropped_and_reported_with_the_spec_reason() -> None:
+# Explicit defaults as many OpenAI clients send them: each asks for nothing.
+EXPLICIT_DEFAULTS: dict[str, Any] = {
+    "logprobs": False,
+    "logit_bias": None,
+    "top_logprobs": None,
+    "presence_penalty": 0,
+    "frequency_penalty": 0.0,
+    "n": 1,
+    "stream": False,
+    "stop": None,
+    "audio": None,
+    "moderation": None,
+}
+NULLS = ["logprobs", "presence_penalty", "frequency_penalty", "n", "stream", "top_logprobs"]
+
+
+@pytest.mark.parametrize("defaults", [EXPLICIT_DEFAULTS, dict.fromkeys(NULLS)], ids=str)
+def test_explicit_defaults_are_accepted_and_nothing_is_reported(defaults: dict[str, Any]) -> None:
     agent = backend()
     request = decode_request(
-        msgspec.json.encode({"model": "m", "messages": [user("x")], "max_tokens": 5})
+        msgspec.json.encode({"model": "m", "messages": [user("x")], **defaults})
     )
     report = agent.matrix.apply(request)
-    assert report.dropped == ["max_tokens"]
-    assert report.actions[0].reason == "accepted, but the full output is returned"
-    assert "max_tokens" not in msgspec.json.decode(agent.encode_request(request))
+    assert report.actions == []
+    sent = msgspec.json.decode(agent.encode_request(request))
+    assert sent["config"]["prompt"].endswith("x")
 
 
 @pytest.mark.parametrize(
-    ("extra", "param", "code"),
+    ("field", "value", "code"),
     [
-        ({"logprobs": True}, "logprobs", "unsupported_parameter"),
-        ({"stop": "END"}, "stop", "unsupported_parameter"),
-        ({"n": 3}, "n", "unsupported_value"),
-        ({"stream": True}, "stream", "unsupported_value"),
+        ("logprobs", True, "unsupported_parameter"),
+        ("logit_bias", {"1": 1}, "unsupported_parameter"),
+        ("presence_penalty", 0.5, "unsupported_parameter"),
+        ("presence_penalty", -1, "unsupported_parameter"),
+        ("frequency_penalty", -0.1, "unsupported_parameter"),
+        ("n", 2, "unsupported_value"),
+        ("stream", True, "unsupported_value"),
+        ("stop", "END", "unsupported_parameter"),
+        ("stop", [], "unsupported_parameter"),
     ],
 )
-def test_rejected_fields_are_a_400_naming_the_field(
-    extra: dict[str, Any], param: str, code: str
+def test_a_value_that_asks_for_the_feature_is_still_refused(
+    field: str, value: Any, code: str
 ) -> None:
-    request = decode_request(msgspec.json.encode({"model": "m", "messages": [user("x")], **extra}))
+    request = decode_request(
+        msgspec.json.encode({"model": "m", "messages": [user("x")], field: value})
+    )
     with pytest.raises(UnsupportedFieldError) as caught:
         backend().matrix.apply(request)
-    assert caught.value.param == param
-    assert caught.value.code == code
-    assert "not supported by the VLM Run Agents API yet" in caught.value.message
+    assert (caught.value.param, caught.value.code) == (field, code)
+
+
+def test_top_logprobs_asking_for_alternatives_is_refused() -> None:
+    # A number needs logprobs: true, which is refused first; the row itself:
+    assert vlm_agent.MATRIX.treatment("top_logprobs", 3) is Treatment.REJECTED
+    assert vlm_agent.MATRIX.treatment("top_logprobs", None) is Treatment.SUPPORTED

@@ -1,10 +1,18 @@
-"""How the ``ollama`` backend treats every OpenAI request field, as data."""
+"""How the ``ollama`` backend treats every OpenAI request field, as data.
+
+Values many clients send as explicit defaults ask for nothing and are accepted
+(null for any nullable field, ``logprobs`` false, ``n`` 1);
+a value that asks for what Ollama cannot do (``n`` above 1, ``logprobs`` true)
+is refused.
+"""
 
 from __future__ import annotations
 
 from translator.compat import (
+    Above,
     Equals,
     Matrix,
+    OneOf,
     Treatment,
     emulated,
     ignored,
@@ -15,25 +23,29 @@ from translator.compat import (
 __all__ = ["MATRIX", "ROWS"]
 
 _TEXT_AND_IMAGES = "Ollama's chat API takes text and images only"
+_NOTHING = "null asks for nothing"
 
 ROWS = (
     # top-level fields
     supported("messages", "sent as Ollama messages, parts flattened into content and images"),
     supported("model", "mapped through options.models, else sent as it is"),
+    supported("audio", _NOTHING, when=Equals(None)),
     rejected("audio", "Ollama answers in text only"),
     supported("frequency_penalty", "sent as options.frequency_penalty"),
     rejected("function_call", "legacy function calling is not translated; use tool_choice"),
     rejected("functions", "legacy function calling is not translated; use tools"),
+    supported("logit_bias", _NOTHING, when=Equals(None)),
     rejected("logit_bias", "Ollama has no logit bias"),
-    ignored("logprobs", "no log probabilities were asked for", when=Equals(False)),
+    supported("logprobs", "false or null asks for none", when=OneOf((False, None))),
     rejected("logprobs", "log probabilities are not translated from Ollama"),
     supported("max_completion_tokens", "sent as options.num_predict"),
     supported("max_tokens", "sent as options.num_predict"),
     ignored("metadata", "OpenAI's stored-completion tags; Ollama keeps nothing"),
     ignored("modalities", "Ollama answers in text only (audio output is refused via audio)"),
+    supported("moderation", _NOTHING, when=Equals(None)),
     rejected("moderation", "Ollama runs no moderation model"),
-    supported("n", "Ollama gives one choice", when=Equals(1)),
-    rejected("n", "Ollama gives one choice per request"),
+    rejected("n", "Ollama gives one choice per request", when=Above(1)),
+    supported("n", "one choice (1 or null) is what Ollama gives"),
     ignored("parallel_tool_calls", "Ollama decides how many tools to call"),
     ignored("prediction", "a latency hint; Ollama has no predicted outputs"),
     supported("presence_penalty", "sent as options.presence_penalty"),
@@ -52,6 +64,7 @@ ROWS = (
     supported("temperature", "sent as options.temperature"),
     supported("tool_choice", "see its forms"),
     supported("tools", "passed through to Ollama"),
+    supported("top_logprobs", _NOTHING, when=Equals(None)),
     rejected("top_logprobs", "log probabilities are not translated from Ollama"),
     supported("top_p", "sent as options.top_p"),
     ignored("user", "an end-user id; Ollama keeps none"),

@@ -1,22 +1,37 @@
 """The ``vlm-agent`` compatibility matrix: the spec's "Compatibility Differences".
 
 ``max_tokens`` is ignored; ``logprobs``, ``logit_bias``, ``top_logprobs``,
-``presence_penalty``, ``frequency_penalty``, ``n`` above 1, ``stream`` and
-``stop`` are rejected; everything else is decided from what the agent's
-execute API can take. Set ``matrix = {stream = "emulated"}`` in a backend's
-configuration to stream the whole answer as chunks instead of refusing.
+``presence_penalty``, ``frequency_penalty``, ``n``, ``stream`` and ``stop`` are
+rejected whenever their value asks for the feature. The values many clients
+send as explicit defaults ask for nothing and are accepted: null for any of
+them, ``logprobs``/``stream`` false, a penalty of 0 and
+``n`` 1. Everything else is decided from what the agent's execute API can take.
+Set ``matrix = {stream = "emulated"}`` in a backend's configuration to stream
+the whole answer as chunks instead of refusing.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from translator.compat import Above, Equals, Matrix, Rule, Treatment, ignored, rejected, supported
+from translator.compat import (
+    Above,
+    Equals,
+    Matrix,
+    OneOf,
+    Rule,
+    Treatment,
+    ignored,
+    rejected,
+    supported,
+)
 
 __all__ = ["MATRIX", "RULES"]
 
 _NOT_YET: Final = "not supported by the VLM Run Agents API yet"
 _NO_TOOLS: Final = "the agent runs its own tools; it cannot call client-defined functions"
+_NOTHING: Final = "null asks for nothing"
+_NO_PENALTY: Final = "null or 0 asks for no penalty, which is how the agent answers"
 
 RULES: Final[tuple[Rule, ...]] = (
     # The spec's table.
@@ -24,10 +39,15 @@ RULES: Final[tuple[Rule, ...]] = (
     supported("model", "mapped to an agent model through the configuration"),
     supported("temperature", "sent in the execution's config"),
     ignored("max_tokens", "accepted, but the full output is returned"),
+    supported("logprobs", "false or null asks for none", when=OneOf((False, None))),
     rejected("logprobs", _NOT_YET),
+    supported("logit_bias", _NOTHING, when=Equals(None)),
     rejected("logit_bias", _NOT_YET),
+    supported("top_logprobs", _NOTHING, when=Equals(None)),
     rejected("top_logprobs", _NOT_YET),
+    supported("presence_penalty", _NO_PENALTY, when=OneOf((None, 0))),
     rejected("presence_penalty", _NOT_YET),
+    supported("frequency_penalty", _NO_PENALTY, when=OneOf((None, 0))),
     rejected("frequency_penalty", _NOT_YET),
     rejected("n", f"{_NOT_YET}: an execution has one answer", when=Above(1)),
     supported("n", "one answer is what an execution gives"),
@@ -37,6 +57,7 @@ RULES: Final[tuple[Rule, ...]] = (
         when=Equals(True),
     ),
     supported("stream", "false asks for the whole answer, which is what the agent returns"),
+    supported("stop", _NOTHING, when=Equals(None)),
     rejected("stop", _NOT_YET),
     supported("session_id", "sent as metadata.session_id; the agent server keeps the session"),
     supported("vlmrun", "the VLM Run extensions, decided field by field"),
@@ -69,6 +90,7 @@ RULES: Final[tuple[Rule, ...]] = (
     ignored("function_call", "no client-defined function is ever called", when=Equals("none")),
     rejected("function_call", _NO_TOOLS),
     ignored("parallel_tool_calls", "no client-defined tool is ever called"),
+    supported("audio", _NOTHING, when=Equals(None)),
     rejected("audio", "the agent answers in text, not audio"),
     ignored("modalities", "the agent answers in text; audio output is refused through 'audio'"),
     ignored("prediction", "a latency hint; the agent returns its full output regardless"),
@@ -86,6 +108,7 @@ RULES: Final[tuple[Rule, ...]] = (
     ignored("prompt_cache_key", "the agent server manages its own caching"),
     ignored("prompt_cache_options", "the agent server manages its own caching"),
     ignored("prompt_cache_retention", "the agent server manages its own caching"),
+    supported("moderation", _NOTHING, when=Equals(None)),
     rejected("moderation", "the execute API has no moderation pass"),
     rejected("web_search_options", "web search is one of the agent's own toolsets, set in config"),
     supported("stream_options", "used when streaming is emulated"),
