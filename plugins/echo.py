@@ -133,10 +133,7 @@ class EchoFactory:
     def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
         delay = float(settings.options.get("delay", 0.0))
         backend = EchoBackend(name, delay=delay)
-        overrides = settings.matrix_overrides()
-        if overrides:
-            backend.matrix = backend.matrix.with_overrides(overrides)
-        backend.matrix = backend.matrix.with_mode(settings.mode)
+        backend.matrix = settings.configure_matrix(backend.matrix, name)
         return backend
 
 

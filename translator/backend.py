@@ -9,12 +9,13 @@ embedders and benchmarks.
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
-from .compat import Matrix, Mode, Rule, Treatment
+from .compat import Matrix, Mode, Treatment
 from .model import ChatChunk, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
@@ -24,7 +25,15 @@ __all__ = ["Backend", "BackendContext", "BackendFactory", "BackendSettings", "Fi
 
 
 class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One configured backend: a ``[backends.NAME]`` table of the config file."""
+    """One configured backend: a ``[backends.NAME]`` table of the config file.
+
+    ``matrix`` overrides rows of the backend's compatibility matrix, field by
+    field: a field the matrix does not simply support (``n`` rejected above 1)
+    keeps its conditions under the new treatment (``n = "ignored"`` drops ``n``
+    above 1; ``n: 1`` stays supported); a field it supports, or does not name,
+    takes the new treatment for any value. ``mode`` is the matrix's default
+    mode. A factory applies both with :meth:`configure_matrix`.
+    """
 
     plugin: str
     base_url: str | None = None
@@ -38,9 +47,21 @@ class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     matrix: dict[str, Treatment] = msgspec.field(default_factory=dict)
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
-    def matrix_overrides(self) -> list[Rule]:
-        """The config's ``matrix`` table as rules that replace the backend's own."""
-        return [Rule(field, t, "set in the configuration") for field, t in self.matrix.items()]
+    def configure_matrix(self, matrix: Matrix, name: str) -> Matrix:
+        """``matrix`` for the backend called ``name``, with this table's overrides and mode.
+
+        Raises :class:`ValueError` for an override the matrix cannot take (a row
+        that does not exist, ``messages`` not supported).
+        """
+        return matrix.renamed(name).with_treatments(self.matrix).with_mode(self.mode)
+
+    def resolved_api_key(self) -> str | None:
+        """``api_key``, else the value of the variable ``api_key_env`` names, else None."""
+        if self.api_key:
+            return self.api_key
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        return None
 
 
 class FileSource(Protocol):

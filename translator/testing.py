@@ -204,10 +204,7 @@ class MockFactory:
 
     def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
         backend = MockBackend(name, default_text=str(settings.options.get("text", "ok")))
-        overrides = settings.matrix_overrides()
-        if overrides:
-            backend.matrix = backend.matrix.with_overrides(overrides)
-        backend.matrix = backend.matrix.with_mode(settings.mode)
+        backend.matrix = settings.configure_matrix(backend.matrix, name)
         self.built[name] = backend
         return backend
 

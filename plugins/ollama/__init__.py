@@ -12,12 +12,10 @@ Configuration (``[backends.NAME]`` with ``plugin = "ollama"``)::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.compat import Matrix
 from translator.fetch import MediaFetcher
 from translator.http import HttpPolicy
 
@@ -43,13 +41,9 @@ class OllamaFactory:
         if fetcher is None:
             fetcher = MediaFetcher.from_options(settings.options.get("fetch") or {})
         headers = {}
-        api_key = settings.api_key or (
-            os.environ.get(settings.api_key_env) if settings.api_key_env else None
-        )
+        api_key = settings.resolved_api_key()
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        matrix = MATRIX.with_overrides(settings.matrix_overrides())
-        matrix = _renamed(matrix, name).with_mode(settings.mode)
         return OllamaBackend(
             context.http.bind(name, policy),
             fetcher,
@@ -57,15 +51,9 @@ class OllamaFactory:
             base_url=settings.base_url or DEFAULT_BASE_URL,
             models=settings.options.get("models") or {},
             headers=headers,
-            matrix=matrix,
+            matrix=settings.configure_matrix(MATRIX, name),
             owns_fetcher=owns_fetcher,
         )
-
-
-def _renamed(matrix: Matrix, name: str) -> Matrix:
-    if name == matrix.backend:
-        return matrix
-    return Matrix(name, matrix.rules, unknown=matrix.unknown, mode=matrix.mode)
 
 
 @hookimpl

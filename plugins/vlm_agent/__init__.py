@@ -14,7 +14,6 @@ overrides (``stream = "emulated"`` streams the whole answer), and the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import msgspec
@@ -50,9 +49,6 @@ class VlmAgentFactory:
             options = msgspec.convert(settings.options, Options)
         except msgspec.ValidationError as exc:
             raise ValueError(f"backend {name!r}: invalid options: {exc}") from None
-        api_key = settings.api_key
-        if api_key is None and settings.api_key_env:
-            api_key = os.environ.get(settings.api_key_env)
         policy = HttpPolicy(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
@@ -64,15 +60,12 @@ class VlmAgentFactory:
             name,
             http=context.http.bind(name, policy),
             base_url=settings.base_url or DEFAULT_BASE_URL,
-            api_key=api_key,
+            api_key=settings.resolved_api_key(),
             options=options,
             deadline=settings.total_timeout,
             files=context.files,
         )
-        overrides = settings.matrix_overrides()
-        if overrides:
-            backend.matrix = backend.matrix.with_overrides(overrides)
-        backend.matrix = backend.matrix.with_mode(settings.mode)
+        backend.matrix = settings.configure_matrix(backend.matrix, name)
         return backend
 
 

@@ -15,6 +15,12 @@ Only fields the client sent are looked at, and rows that are plainly supported
 are left out when the matrix is compiled. Ignored fields, and rejected ones in
 lenient mode, are removed from the request and reported.
 
+A message whose content parts are all dropped would say nothing (and most
+backends refuse an empty content), so it is dropped too, reported at
+``messages[i]``; an assistant message that also calls tools keeps its calls,
+with null content. A request left with no message at all is refused with a
+400 on ``messages``, in lenient mode too: there would be nothing to answer.
+
 Emulated rows are reported too. An emulated parameter (a top-level field,
 ``stream_options.<option>``, ``vlmrun.<field>``, ``content.image_url.detail``)
 is removed: the translator, which read it before the matrix was applied, does
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -35,23 +41,24 @@ from msgspec import UNSET
 
 from ..errors import UnsupportedFieldError
 from ..model import (
+    AssistantMessage,
     ChatRequest,
     ImagePart,
     set_unknown_fields,
     unknown_fields,
 )
+from .checks import Check, Drop, acting, first, rejection, top_check, top_dispatcher
 from .fields import (
     PART_CLASSES,
     REQUEST_FIELDS,
     REQUIRED_FIELDS,
     ROLE_TYPES,
     SUB_FEATURES,
-    VALUE_ROWS,
     parent_of,
 )
 from .report import Action, Report
 from .rules import Rule, Treatment
-from .subfeatures import SUB_CHECKS, SubCheck
+from .subfeatures import SUB_CHECKS
 
 __all__ = ["REQUEST_FIELDS", "Action", "Matrix", "Mode", "Report"]
 
@@ -103,35 +110,35 @@ class Matrix:
 
     def _compile(self) -> None:
         active = {f: rules for f, rules in self._by_field.items() if _is_active(rules)}
-        self._unknown_rule = Rule("*", self.unknown, "not a field this backend knows")
+        # The rule for a field no rule names: the matrix's unknown policy.
+        self.unknown_rule = Rule("*", self.unknown, "not a field this backend knows")
         # Active sub-feature rows, looked up by path while applying.
         self._sub_rules = {f: r for f, r in active.items() if parent_of(f) is not None}
-        checks: list[tuple[str, Rule | None, _Rules, SubCheck | None]] = []
+        checks: dict[str, Check | Drop] = {}
         for name in REQUEST_FIELDS:
             if name in REQUIRED_FIELDS:
                 continue
             rules = active.get(name)
             if name not in self._by_field and self.unknown is not Treatment.SUPPORTED:
-                rules = (self._unknown_rule,)
+                rules = (self.unknown_rule,)
             prefix = name + "."
             sub = SUB_CHECKS[name] if any(f.startswith(prefix) for f in self._sub_rules) else None
             if rules is not None or sub is not None:
-                checks.append((name, _fixed(rules or ()), rules or (), sub))
-        self._top_checks = tuple(checks)
+                checks[name] = top_check(self, name, rules or (), sub)
         self._lenient = self.mode is Mode.LENIENT
-        # Which checked fields were sent is found by a function generated for this
-        # matrix: one attribute test per checked field, no loop, no copies.
-        self._sent = _sent_finder([check[0] for check in checks]) if checks else None
+        self._check_top = top_dispatcher(checks) if checks else None
         self._role_rules = {
             ROLE_TYPES[r]: (r, _fixed(v), v) for r, v in _rows(self._sub_rules, "role.").items()
         }
-        self._role_types = frozenset(self._role_rules)
         parts = _rows(self._sub_rules, "content.")
         self._detail_rules = parts.pop("image_url.detail", None)
+        self._detail_rule = _fixed(self._detail_rules) if self._detail_rules else None
         self._part_rules = {PART_CLASSES[t]: (t, _fixed(v), v) for t, v in parts.items()}
+        self._role_types = frozenset(self._role_rules)
         self._part_types = frozenset(self._part_rules) | (
             {ImagePart} if self._detail_rules else set()
         )
+        self._check_messages = bool(self._role_types or self._part_types)
         # Fields outside the model that rules name (a vendor's extension, say).
         self._extra_rules = {
             f: r for f, r in self._by_field.items() if f not in REQUEST_FIELDS and "." not in f
@@ -155,6 +162,38 @@ class Matrix:
         kept = [r for r in self.rules if r.field not in replaced]
         return Matrix(self.backend, [*kept, *extra], unknown=self.unknown, mode=self.mode)
 
+    def with_treatments(
+        self, treatments: Mapping[str, Treatment], *, source: str = "the configuration"
+    ) -> Matrix:
+        """A copy in which each field of ``treatments`` takes its treatment, conditions kept.
+
+        A field with rules that are not ``supported`` keeps those rules, with
+        their conditions, under the new treatment (``n`` rejected above 1 and
+        set to ignored is ignored above 1 and still supported at 1); a field
+        with only supported rules, or none, gets one rule for any value. The
+        reasons say the change was set in ``source``.
+        """
+        if not treatments:
+            return self
+        note = f"set in {source}"
+        acting = {r.field for r in self.rules if r.treatment is not Treatment.SUPPORTED}
+        rules: list[Rule] = []
+        for rule in self.rules:
+            treatment = treatments.get(rule.field)
+            if treatment is None:
+                rules.append(rule)
+            elif rule.field in acting and rule.treatment is not Treatment.SUPPORTED:
+                reason = f"{rule.reason} ({note})"
+                rules.append(Rule(rule.field, Treatment(treatment), reason, rule.when))
+            elif rule.field in acting:
+                rules.append(rule)
+        rules += [
+            Rule(field, Treatment(treatment), note)
+            for field, treatment in treatments.items()
+            if field not in acting
+        ]
+        return Matrix(self.backend, rules, unknown=self.unknown, mode=self.mode)
+
     def with_mode(self, mode: Mode | str) -> Matrix:
         """A copy applied in ``mode`` by default."""
         mode = Mode(mode)
@@ -176,13 +215,13 @@ class Matrix:
 
     def decide(self, field: str, value: Any = None) -> Rule | None:
         """The rule for ``field`` with ``value``; None when no rule names it or none holds."""
-        return _first(self._by_field.get(field, ()), value)
+        return first(self._by_field.get(field, ()), value)
 
     def treatment(self, field: str, value: Any = None) -> Treatment:
         """How ``field`` with ``value`` is treated, fallbacks and the unknown policy included."""
         rules = self._by_field.get(field)
         if rules is not None:
-            rule = _first(rules, value)
+            rule = first(rules, value)
             return Treatment.SUPPORTED if rule is None else rule.treatment
         parent = parent_of(field)
         if parent is not None:
@@ -200,138 +239,162 @@ class Matrix:
     def apply(self, request: ChatRequest, *, mode: Mode | None = None) -> Report:
         """Check what ``request`` sent against the matrix, dropping what it does not keep.
 
-        Raises :class:`UnsupportedFieldError` for a rejected field in strict mode.
+        Raises :class:`UnsupportedFieldError` for a rejected field in strict mode,
+        and in any mode when no message is left to send.
         The request is changed in place; the report says how.
         """
-        report = Report(self.backend)
+        actions: list[Action] = []
         lenient = self._lenient if mode is None else mode is _LENIENT or mode == "lenient"
-        if self._sent is not None:
-            sent = self._sent(request)
-            if sent:
-                self._apply_top(request, sent, report, lenient)
-        messages = request.messages
-        dropped: Set[int] = _NONE
-        if self._role_types and not self._role_types.isdisjoint(map(type, messages)):
-            dropped = self._apply_roles(request, report, lenient)
-        if self._part_types:
-            # Parts are reported under their message's index as sent.
-            for i, message in enumerate(messages):
-                content = message.content
-                if (
-                    type(content) is list
-                    and not self._part_types.isdisjoint(map(type, content))
-                    and i not in dropped
-                ):
-                    self._apply_parts(content, i, report, lenient)
+        if self._check_top is not None:
+            self._check_top(request, actions, lenient)
+        if self._check_messages:
+            self._apply_messages(request, actions, lenient)
         # Unknown fields live in the request's __dict__ (see model.unknown_fields).
         if self._check_unknown and request.__dict__:
             extra = unknown_fields(request)
             if extra:
-                self._apply_unknown(request, extra, report, lenient)
-        if report.actions and log.isEnabledFor(_INFO):
+                self._apply_unknown(request, extra, actions, lenient)
+        report = Report(self.backend, actions)
+        if actions and log.isEnabledFor(_INFO):
             log.info("compat %s: %s", self.backend, report.describe())
         return report
 
-    def _apply_top(
-        self, request: ChatRequest, sent: list[int], report: Report, lenient: bool
-    ) -> None:
-        for i in sent:
-            name, rule, rules, sub = self._top_checks[i]
-            value = getattr(request, name)
-            if rule is None:
-                rule = _first(rules, value)
-            if rule is not None and rule.treatment is not _SUPPORTED:
-                self.act(rule, name, name, value, report, lenient)
-                setattr(request, name, UNSET)
-            elif sub is not None:
-                sub(self, request, report, lenient)
-
     def act(
-        self, rule: Rule, field: str, path: str, value: Any, report: Report, lenient: bool
+        self, rule: Rule, field: str, path: str, value: Any, actions: list[Action], lenient: bool
     ) -> None:
         """Record ``rule`` acting at ``path``; raise if it rejects in strict mode.
 
         For the sub-feature checks (:mod:`translator.compat.subfeatures`).
         """
-        if rule.treatment is _REJECTED:
-            if not lenient:
-                raise _rejection(self.backend, rule, field, path, value, self._unknown_rule)
-            report.actions.append(Action(path, field, rule.treatment, rule.reason, True))
-        else:
-            report.actions.append(Action(path, field, rule.treatment, rule.reason))
+        rejects = rule.treatment is _REJECTED
+        if rejects and not lenient:
+            raise rejection(self, rule, field, path, value)
+        actions.append(Action(path, field, rule.treatment, rule.reason, rejects))
 
     def sub_rule(self, field: str, value: Any) -> Rule | None:
         """The rule acting on sub-feature ``field`` with ``value``, or None to keep it.
 
         For the sub-feature checks (:mod:`translator.compat.subfeatures`).
         """
-        rules = self._sub_rules.get(field)
-        if rules is None:
-            return None
-        rule = _first(rules, value)
-        if rule is None or rule.treatment is _SUPPORTED:
-            return None
-        return rule
+        return acting(self._sub_rules.get(field), value)
 
-    def _apply_roles(self, request: ChatRequest, report: Report, lenient: bool) -> set[int]:
-        """Apply the role rows; the indices of the messages dropped."""
+    def _apply_messages(self, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
+        """Apply the role and content part rows; drop the messages they empty.
+
+        One pass that allocates nothing for a message no row acts on.
+        """
         messages = request.messages
-        dropped: set[int] = set()
-        for i, message in enumerate(messages):
-            row = self._role_rules.get(type(message))
-            if row is None:
+        role_types = self._role_types
+        part_types = self._part_types
+        gone: list[int] | None = None
+        i = -1
+        for message in messages:
+            i += 1
+            if type(message) in role_types and self._apply_role(message, i, actions, lenient):
+                gone = [*gone, i] if gone else [i]
                 continue
-            role, rule, rules = row
-            if rule is None:
-                rule = _acting(rules, role)
-            if rule is not None:
-                self.act(rule, rule.field, f"messages[{i}]", role, report, lenient)
-                if rule.treatment is not _EMULATED:
-                    dropped.add(i)
-        if dropped:
-            request.messages = [m for i, m in enumerate(messages) if i not in dropped]
-        return dropped
+            if not part_types:
+                continue
+            content = message.content
+            if type(content) is not list:
+                continue
+            for part in content:
+                if type(part) in part_types:
+                    # Parts are reported under their message's index as sent.
+                    done = len(actions)
+                    self._apply_parts(content, i, actions, lenient)
+                    if not content and self._empty(message, i, actions, done):
+                        gone = [*gone, i] if gone else [i]
+                    break
+        if gone:
+            request.messages = [m for i, m in enumerate(messages) if i not in gone]
+            if not request.messages:
+                described = Report(self.backend, actions).describe()
+                raise UnsupportedFieldError(
+                    f"The {self.backend} backend has no message left to answer: "
+                    f"every message was dropped ({described}).",
+                    param="messages",
+                    code="unsupported_value",
+                )
 
-    def _apply_parts(self, parts: list[Any], i: int, report: Report, lenient: bool) -> None:
-        dropped: list[int] = []
-        for j, part in enumerate(parts):
-            row = self._part_rules.get(type(part))
-            rule = None
+    def _apply_role(self, message: Any, i: int, actions: list[Action], lenient: bool) -> bool:
+        """Apply its role's row to message ``i``; whether the message is dropped."""
+        role, rule, rules = self._role_rules[type(message)]
+        if rule is None:
+            rule = acting(rules, role)
+        if rule is None:
+            return False
+        self.act(rule, rule.field, f"messages[{i}]", role, actions, lenient)
+        return rule.treatment is not _EMULATED
+
+    def _apply_parts(self, parts: list[Any], i: int, actions: list[Action], lenient: bool) -> None:
+        part_rules = self._part_rules
+        dropped: list[int] | None = None
+        j = -1
+        for part in parts:
+            j += 1
+            row = part_rules.get(type(part))
             if row is not None:
                 tag, rule, rules = row
                 if rule is None:
-                    rule = _acting(rules, tag)
-            if rule is not None:
-                self.act(rule, rule.field, f"messages[{i}].content[{j}]", tag, report, lenient)
-                if rule.treatment is not _EMULATED:
-                    dropped.append(j)
-            elif self._detail_rules and type(part) is ImagePart:
+                    rule = acting(rules, tag)
+                if rule is not None:
+                    path = f"messages[{i}].content[{j}]"
+                    self.act(rule, rule.field, path, tag, actions, lenient)
+                    if rule.treatment is not _EMULATED:
+                        dropped = [*dropped, j] if dropped else [j]
+                    continue
+            if type(part) is ImagePart and self._detail_rules is not None:
                 detail = part.image_url.detail
                 if detail is UNSET:
                     continue
-                rule = _acting(self._detail_rules, detail)
+                rule = self._detail_rule or acting(self._detail_rules, detail)
                 if rule is not None:
                     path = f"messages[{i}].content[{j}].image_url.detail"
-                    self.act(rule, rule.field, path, detail, report, lenient)
+                    self.act(rule, rule.field, path, detail, actions, lenient)
                     part.image_url.detail = UNSET
-        for j in reversed(dropped):
-            del parts[j]
+        if dropped:
+            for j in reversed(dropped):
+                del parts[j]
+
+    def _empty(self, message: Any, i: int, actions: list[Action], done: int) -> bool:
+        """Whether message ``i``, every part of its content dropped, goes too.
+
+        An assistant message that also calls tools (or a function, or names its
+        audio) stays, with null content; any other message would say nothing, so
+        it is dropped and reported at ``messages[i]``, as relaxed when one of its
+        parts was.
+        """
+        if type(message) is AssistantMessage and (
+            message.tool_calls or message.function_call or message.audio
+        ):
+            message.content = None
+            return False
+        parts = actions[done:]
+        relaxed = any(a.relaxed for a in parts)
+        treatment = _REJECTED if relaxed else Treatment.IGNORED
+        actions.append(Action(f"messages[{i}]", parts[0].field, treatment, _EMPTIED, relaxed))
+        return True
 
     def _apply_unknown(
-        self, request: ChatRequest, extra: Mapping[str, msgspec.Raw], report: Report, lenient: bool
+        self,
+        request: ChatRequest,
+        extra: Mapping[str, msgspec.Raw],
+        actions: list[Action],
+        lenient: bool,
     ) -> None:
         kept: dict[str, msgspec.Raw] = {}
         for name, raw in extra.items():
             rules = self._extra_rules.get(name)
             if rules is None:
-                rule: Rule | None = self._unknown_rule
+                rule: Rule | None = self.unknown_rule
             else:
                 value = msgspec.json.decode(raw) if _conditional(rules) else None
-                rule = _first(rules, value)
+                rule = first(rules, value)
             if rule is None or rule.treatment is _SUPPORTED:
                 kept[name] = raw
                 continue
-            self.act(rule, name, name, None, report, lenient)
+            self.act(rule, name, name, None, actions, lenient)
         if len(kept) != len(extra):
             set_unknown_fields(request, kept)
 
@@ -342,22 +405,7 @@ _LENIENT = Mode.LENIENT
 _SUPPORTED = Treatment.SUPPORTED
 _REJECTED = Treatment.REJECTED
 _EMULATED = Treatment.EMULATED
-_NONE: frozenset[int] = frozenset()
-
-
-def _sent_finder(names: list[str]) -> Callable[[ChatRequest], list[int]]:
-    """A function giving the positions in ``names`` of the fields a request sent."""
-    assert all(name.isidentifier() for name in names)
-    lines = ["def sent(request, UNSET=UNSET):", "    found = []"]
-    lines += [
-        f"    if request.{name} is not UNSET: found.append({i})" for i, name in enumerate(names)
-    ]
-    lines.append("    return found")
-    namespace: dict[str, Any] = {"UNSET": UNSET}
-    # The names are the canonical model's own field names, checked above.
-    exec("\n".join(lines), namespace)
-    finder: Callable[[ChatRequest], list[int]] = namespace["sent"]
-    return finder
+_EMPTIED = "every part of its content was dropped, so it would say nothing"
 
 
 def _fixed(rules: _Rules) -> Rule | None:
@@ -375,48 +423,3 @@ def _conditional(rules: _Rules) -> bool:
 
 def _rows(sub_rules: dict[str, _Rules], prefix: str) -> dict[str, _Rules]:
     return {f[len(prefix) :]: r for f, r in sub_rules.items() if f.startswith(prefix)}
-
-
-def _first(rules: _Rules, value: Any) -> Rule | None:
-    for rule in rules:
-        if rule.holds(value):
-            return rule
-    return None
-
-
-def _acting(rules: _Rules | None, value: Any) -> Rule | None:
-    """The rule that acts on ``value`` (anything but supported), or None."""
-    if rules is None:
-        return None
-    rule = _first(rules, value)
-    if rule is None or rule.treatment is Treatment.SUPPORTED:
-        return None
-    return rule
-
-
-def _rejection(
-    backend: str, rule: Rule, field: str, path: str, value: Any, unknown_rule: Rule
-) -> UnsupportedFieldError:
-    if rule is unknown_rule:
-        return UnsupportedFieldError(
-            f"Unrecognized request argument supplied: {field}",
-            param=path,
-            code="unsupported_parameter",
-        )
-    reason = rule.reason.rstrip(". ")
-    head, dot, _ = field.partition(".")
-    value_row = bool(dot) and head in VALUE_ROWS and field.count(".") == 1
-    if rule.when is not None:
-        shown = msgspec.json.encode(value).decode() if _is_scalar(value) else "this value"
-        condition = f" {rule.describe_when()} (got {shown})"
-    else:
-        condition = ""
-    return UnsupportedFieldError(
-        f"The {backend} backend does not support '{field}'{condition}: {reason}.",
-        param=path,
-        code="unsupported_value" if rule.when is not None or value_row else "unsupported_parameter",
-    )
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)

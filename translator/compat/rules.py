@@ -50,7 +50,7 @@ class Above(When, frozen=True):
     limit: float
 
     def matches(self, value: Any) -> bool:
-        return isinstance(value, int | float) and not isinstance(value, bool) and value > self.limit
+        return isinstance(value, _NUMBERS) and not isinstance(value, bool) and value > self.limit
 
     def describe(self) -> str:
         limit = int(self.limit) if self.limit == int(self.limit) else self.limit
@@ -79,6 +79,9 @@ class OneOf(When, frozen=True):
 
     def describe(self) -> str:
         return "in " + ", ".join(msgspec.json.encode(v).decode() for v in self.values)
+
+
+_NUMBERS = (int, float)
 
 
 def _same(value: Any, expected: Any) -> bool:

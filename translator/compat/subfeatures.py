@@ -4,13 +4,14 @@ stream options and the VLM agents extensions, each checked in its own way."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from msgspec import UNSET
 
 from ..model import ChatRequest, StreamOptions, VlmRun, tag_of
 from .fields import REQUEST_FIELDS
-from .report import Report
+from .report import Action
 from .rules import Treatment
 
 if TYPE_CHECKING:
@@ -18,29 +19,34 @@ if TYPE_CHECKING:
 
 __all__ = ["SUB_CHECKS", "SubCheck"]
 
-SubCheck = Callable[["Matrix", ChatRequest, Report, bool], None]
+SubCheck = Callable[["Matrix", ChatRequest, list[Action], bool], None]
+"""Checks the sub-feature rows of one sent field: ``(matrix, request, actions, lenient)``."""
 
 
-def _check_response_format(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
+def _check_response_format(
+    m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool
+) -> None:
     tag = tag_of(request.response_format)
     rule = m.sub_rule(f"response_format.{tag}", tag)
     if rule is not None:
-        m.act(rule, rule.field, "response_format", tag, report, lenient)
+        m.act(rule, rule.field, "response_format", tag, actions, lenient)
         if rule.treatment is not Treatment.EMULATED:
             request.response_format = UNSET
 
 
-def _check_tool_choice(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
+def _check_tool_choice(
+    m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool
+) -> None:
     choice = request.tool_choice
     form = choice if isinstance(choice, str) else tag_of(choice)
     rule = m.sub_rule(f"tool_choice.{form}", form)
     if rule is not None:
-        m.act(rule, rule.field, "tool_choice", form, report, lenient)
+        m.act(rule, rule.field, "tool_choice", form, actions, lenient)
         if rule.treatment is not Treatment.EMULATED:
             request.tool_choice = UNSET
 
 
-def _check_tools(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
+def _check_tools(m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
     tools = request.tools
     assert tools is not UNSET
     kept = []
@@ -48,45 +54,52 @@ def _check_tools(m: Matrix, request: ChatRequest, report: Report, lenient: bool)
         tag = tag_of(tool)
         rule = m.sub_rule(f"tools.{tag}", tag)
         if rule is not None:
-            m.act(rule, rule.field, f"tools[{i}]", tag, report, lenient)
+            m.act(rule, rule.field, f"tools[{i}]", tag, actions, lenient)
         if rule is None or rule.treatment is Treatment.EMULATED:
             kept.append(tool)
     if len(kept) != len(tools):
         request.tools = kept if kept else UNSET
 
 
-_STREAM_OPTION_ROWS = tuple((o, f"stream_options.{o}") for o in StreamOptions.__struct_fields__)
-_VLMRUN_ROWS = tuple((f, f"vlmrun.{f}") for f in VlmRun.__struct_fields__)
+_Rows = tuple[tuple[str, str], ...]
 
 
-def _check_stream_options(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
+def _option_rows(field: str, struct: type[msgspec.Struct]) -> _Rows:
+    return tuple((name, f"{field}.{name}") for name in struct.__struct_fields__)
+
+
+_STREAM_OPTION_ROWS = _option_rows("stream_options", StreamOptions)
+_VLMRUN_ROWS = _option_rows("vlmrun", VlmRun)
+
+
+def _check_options(
+    m: Matrix, options: Any, rows: _Rows, actions: list[Action], lenient: bool
+) -> None:
+    """Apply the rows of a struct's own fields (``stream_options.include_usage``)."""
+    for name, row in rows:
+        value = getattr(options, name)
+        if value is UNSET:
+            continue
+        rule = m.sub_rule(row, value)
+        if rule is not None:
+            m.act(rule, rule.field, row, value, actions, lenient)
+            setattr(options, name, UNSET)
+
+
+def _check_stream_options(
+    m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool
+) -> None:
     options = request.stream_options
-    if options is None or options is UNSET:
-        return
-    for option, row in _STREAM_OPTION_ROWS:
-        value = getattr(options, option)
-        if value is UNSET:
-            continue
-        rule = m.sub_rule(row, value)
-        if rule is not None:
-            m.act(rule, rule.field, f"stream_options.{option}", value, report, lenient)
-            setattr(options, option, UNSET)
+    if options is not None and options is not UNSET:
+        _check_options(m, options, _STREAM_OPTION_ROWS, actions, lenient)
 
 
-def _check_vlmrun(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
-    vlmrun = request.vlmrun
-    assert vlmrun is not UNSET
-    for name, row in _VLMRUN_ROWS:
-        value = getattr(vlmrun, name)
-        if value is UNSET:
-            continue
-        rule = m.sub_rule(row, value)
-        if rule is not None:
-            m.act(rule, rule.field, f"vlmrun.{name}", value, report, lenient)
-            setattr(vlmrun, name, UNSET)
+def _check_vlmrun(m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
+    assert request.vlmrun is not UNSET
+    _check_options(m, request.vlmrun, _VLMRUN_ROWS, actions, lenient)
 
 
-def _no_sub_check(m: Matrix, request: ChatRequest, report: Report, lenient: bool) -> None:
+def _no_sub_check(m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
     """Sub-feature rows of a field the canonical model does not look into."""
 
 
