@@ -377,3 +377,26 @@ def test_serve_with_a_config_and_keys(served: Any, tmp_path: Path) -> None:
     assert reply["model"] == "my-model"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("toml", "model"),
+    [
+        ("", "echo"),
+        ('[backends.a]\nplugin = "echo"\n[[routes]]\nmodel = "x-*"\nbackend = "a"\n', "x-"),
+        (
+            '[backends.a]\nplugin = "echo"\n[backends.b]\nplugin = "echo"\n'
+            '[[routes]]\nmodel = "x-*"\nbackend = "a"\n',
+            "x-",
+        ),
+    ],
+)
+def test_the_banner_model_is_one_the_server_routes(toml: str, model: str) -> None:
+    from translator.cli import _example_model
+    from translator.config import parse_config
+    from translator.server.routing import Router
+
+    config = parse_config(toml)
+    assert _example_model(config) == model
+    router = Router(config.routes, config.backends, config.fallback_backend)
+    router.backend_for(model)  # no ModelNotFoundError

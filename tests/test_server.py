@@ -794,3 +794,17 @@ async def test_bytes_that_are_no_http_get_an_openai_error() -> None:
     assert head.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400"))
     assert b"Content-Type: application/json" in head
     assert json.loads(body)["error"]["code"] == "bad_http_request"
+
+
+async def test_a_backend_nothing_routes_to_is_a_startup_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = parse_config(
+        '[backends.a]\nplugin = "echo"\n[backends.b]\nplugin = "echo"\n'
+        '[[routes]]\nmodel = "m"\nbackend = "a"\n'
+    )
+    caplog.set_level(logging.WARNING, logger="translator.server")
+    async with serving(create_app(config)):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["backend b: no route and no default_backend leads to it"]
