@@ -608,14 +608,8 @@ class OpenAICompatFactory:
             options = msgspec.convert(settings.options, Options)
         except msgspec.ValidationError as exc:
             raise ValueError(f"backend {name!r}: invalid options: {exc}") from None
-        api_key = settings.api_key
-        if api_key is None and settings.api_key_env:
-            api_key = os.environ.get(settings.api_key_env)
-        matrix = Matrix(name, MATRIX.rules, unknown=options.unknown_fields)
-        overrides = settings.matrix_overrides()
-        if overrides:
-            matrix = matrix.with_overrides(overrides)
-        matrix = matrix.with_mode(settings.mode)
+        base = Matrix(name, MATRIX.rules, unknown=options.unknown_fields)
+        matrix = settings.configure_matrix(base, name)
         keeps = options.keeps_sessions
         if keeps is None:
             keeps = matrix.treatment("session_id") == Treatment.SUPPORTED
@@ -630,7 +624,7 @@ class OpenAICompatFactory:
             name,
             base_url=settings.base_url,
             http=context.http.bind(name, policy),
-            api_key=api_key,
+            api_key=settings.resolved_api_key(),
             matrix=matrix,
             options=options,
         )
