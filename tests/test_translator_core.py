@@ -219,6 +219,18 @@ async def test_an_emulated_stream_uses_complete() -> None:
     assert matrix.treatment("stream", True) is Treatment.EMULATED
 
 
+async def test_a_stream_dropped_in_lenient_mode_is_streamed_by_the_translator() -> None:
+    matrix = supports_everything("whole").with_overrides([rejected("stream", "no streaming")])
+    mock = MockBackend("whole", matrix=matrix).reply("one two")
+    t = Translator({"whole": mock}, sessions=False)
+    stream = await t.stream(body(stream=True), "whole", mode=Mode.LENIENT)
+    chunks = [c async for c in stream]
+    assert [c.kind for c in mock.calls] == ["complete"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "one two"
+    assert stream.report.emulated == ["stream"]
+    assert stream.report.dropped == []
+
+
 class Tracked(Backend):
     """Streams forever; records when its stream is closed."""
 

@@ -209,7 +209,11 @@ class Translator:
         if session_id is not None:
             turn = await self._join(target, request, _scoped(session_id, session_scope), retain)
             echo = session_id if turn is not None else request.session
-        if target.matrix.treatment("stream", True) is Treatment.EMULATED:
+        if target.matrix.treatment("stream", True) is not Treatment.SUPPORTED:
+            # Emulated, or dropped in lenient mode: either way the client asked
+            # for a stream, so the translator streams the whole answer itself.
+            if not report.emulates("stream"):
+                report.emulate("stream", "the translator streams the whole answer")
             chunks = self._emulate(target, request, backend, include_usage, echo)
         else:
             chunks = target.stream(request)

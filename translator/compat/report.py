@@ -50,6 +50,11 @@ class Report(msgspec.Struct):
         """Whether ``field`` is emulated for this request."""
         return any(a.field == field and a.treatment is Treatment.EMULATED for a in self.actions)
 
+    def emulate(self, field: str, reason: str) -> None:
+        """Record that the translator does ``field`` itself, in place of any drop of it."""
+        self.actions = [a for a in self.actions if a.field != field]
+        self.actions.append(Action(field, field, Treatment.EMULATED, reason))
+
     def header(self) -> str:
         """The dropped paths as one header value (``x-translator-ignored``), or ``""``."""
         return ", ".join(self.dropped)
