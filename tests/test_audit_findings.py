@@ -17,8 +17,8 @@ from translator.server import create_app, serving
 
 @pytest.mark.xfail(
     strict=True,
-    reason="openai-compatible forwards a file_id uploaded to this server unchanged to an "
-    "upstream that has never seen it, instead of the file itself",
+    reason="the backend sends a file uploaded here inline, but OpenAICompatFactory.create "
+    "does not give it the file store yet (files=context.files)",
 )
 async def test_a_file_uploaded_here_reaches_an_openai_compatible_upstream_as_its_content() -> None:
     from aiohttp import web

@@ -49,7 +49,8 @@ def test_anything_else_is_an_error_naming_the_key(options: dict[str, Any], named
 
 
 @pytest.mark.xfail(
-    strict=True, reason="the factory (plugins/ollama/__init__.py) does not call parse_options yet"
+    strict=True,
+    reason="OllamaFactory.create does not call parse_options(settings.options, backend=name) yet",
 )
 def test_the_factory_refuses_an_unknown_option() -> None:
     settings = BackendSettings(plugin="ollama", options={"bogus": 1})
