@@ -159,7 +159,7 @@ def fitted(matrix: Matrix, *, keeps_sessions: bool) -> Matrix:
     sessions, the translator keeps no conversation, so the default emulated
     ``session_id`` and ``vlmrun.metadata`` rows become ignored.
     """
-    rules = list(matrix.rules)
+    rules = [_reworded(r) for r in matrix.rules]
     if _VLMRUN_ROW not in rules:
         rules = [r for r in rules if r not in _VLMRUN_PARTS]
     if keeps_sessions:
@@ -169,6 +169,25 @@ def fitted(matrix: Matrix, *, keeps_sessions: bool) -> Matrix:
     if rules == list(matrix.rules):
         return matrix
     return Matrix(matrix.backend, rules, unknown=matrix.unknown, mode=matrix.mode)
+
+
+_DEFAULT_ROWS = {r.field: r for r in (_SESSION_ROW, *_VLMRUN_PARTS)}
+_SAYS = {
+    Treatment.SUPPORTED: "forwarded to the upstream",
+    Treatment.IGNORED: "dropped, not sent",
+    Treatment.REJECTED: "refused",
+}
+
+
+def _reworded(rule: Rule) -> Rule:
+    """A default row given another treatment no longer says the default's reason."""
+    default = _DEFAULT_ROWS.get(rule.field)
+    says = _SAYS.get(rule.treatment)
+    if default is None or says is None or rule.treatment is default.treatment:
+        return rule
+    if not rule.reason.startswith(default.reason):
+        return rule
+    return Rule(rule.field, rule.treatment, says + rule.reason[len(default.reason) :], rule.when)
 
 
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -236,5 +236,16 @@ def test_keeps_sessions_follows_session_id_unless_set() -> None:
     assert create(options={"keeps_sessions": True}).keeps_sessions
 
 
+def test_forwarded_extensions_say_so_not_that_the_translator_keeps_them() -> None:
+    matrix = create(matrix={"session_id": "supported", "vlmrun.metadata": "supported"}).matrix
+    for field in ("session_id", "vlmrun.metadata"):
+        rule = matrix.decide(field)
+        assert rule is not None
+        assert rule.treatment is Treatment.SUPPORTED
+        assert rule.reason == "forwarded to the upstream (set in the configuration)"
+    # vlmrun itself was not forwarded: its domain is still dropped.
+    assert matrix.treatment("vlmrun.domain") is Treatment.IGNORED
+
+
 def test_lenient_mode_from_settings() -> None:
     assert create(mode="lenient").matrix.mode == "lenient"
