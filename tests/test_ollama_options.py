@@ -48,10 +48,6 @@ def test_anything_else_is_an_error_naming_the_key(options: dict[str, Any], named
     assert named in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OllamaFactory.create does not call parse_options(settings.options, backend=name) yet",
-)
 def test_the_factory_refuses_an_unknown_option() -> None:
     settings = BackendSettings(plugin="ollama", options={"bogus": 1})
     with pytest.raises(ValueError, match="bogus"):

@@ -21,6 +21,7 @@ from translator.http import HttpPolicy
 
 from .backend import DEFAULT_BASE_URL, OllamaBackend
 from .matrix import MATRIX
+from .options import parse_options
 
 __all__ = ["MATRIX", "OllamaBackend", "OllamaFactory", "register_backends"]
 
@@ -30,6 +31,7 @@ class OllamaFactory:
     description = "A local model through Ollama's native /api/chat (NDJSON streaming)."
 
     def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
+        options = parse_options(settings.options, backend=name)
         policy = HttpPolicy(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
@@ -49,7 +51,7 @@ class OllamaFactory:
             fetcher,
             name=name,
             base_url=settings.base_url or DEFAULT_BASE_URL,
-            models=settings.options.get("models") or {},
+            models=options.models,
             headers=headers,
             matrix=settings.configure_matrix(MATRIX, name),
             owns_fetcher=owns_fetcher,
