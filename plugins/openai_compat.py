@@ -646,6 +646,7 @@ class OpenAICompatFactory:
             api_key=settings.resolved_api_key(),
             matrix=matrix,
             options=options,
+            files=context.files,
         )
 
 

@@ -8,18 +8,12 @@ marker and keeps the test.
 from __future__ import annotations
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from translator.config import parse_config
 from translator.server import create_app, serving
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the backend sends a file uploaded here inline, but OpenAICompatFactory.create "
-    "does not give it the file store yet (files=context.files)",
-)
 async def test_a_file_uploaded_here_reaches_an_openai_compatible_upstream_as_its_content() -> None:
     from aiohttp import web
 
