@@ -185,9 +185,7 @@ def _reworded(rule: Rule) -> Rule:
     says = _SAYS.get(rule.treatment)
     if default is None or says is None or rule.treatment is default.treatment:
         return rule
-    if not rule.reason.startswith(default.reason):
-        return rule
-    return Rule(rule.field, rule.treatment, says + rule.reason[len(default.reason) :], rule.when)
+    return Rule(rule.field, rule.treatment, f"{says} (set in the configuration)", rule.when)
 
 
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

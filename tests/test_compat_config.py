@@ -177,3 +177,14 @@ def test_api_key_from_the_table_or_the_environment(monkeypatch: pytest.MonkeyPat
     )
     assert BackendSettings(plugin="x", api_key_env="COMPAT_TEST_UNSET").resolved_api_key() is None
     assert BackendSettings(plugin="x").resolved_api_key() is None
+
+
+def test_a_rejected_row_made_supported_does_not_keep_the_reason_it_was_refused() -> None:
+    matrix = configured({"stop": "supported"})
+    rule = matrix.decide("stop", "END")
+    assert rule is not None
+    assert rule.treatment is Treatment.SUPPORTED
+    assert rule.reason.startswith("set in the configuration (by default rejected: ")
+    stopped = request(stop="END")
+    assert matrix.apply(stopped).actions == []
+    assert stopped.stop == "END"

@@ -183,7 +183,11 @@ class Matrix:
             if treatment is None:
                 rules.append(rule)
             elif rule.field in acting and rule.treatment is not Treatment.SUPPORTED:
-                reason = f"{rule.reason} ({note})"
+                if Treatment(treatment) is Treatment.SUPPORTED:
+                    # The default rule's reason says why not; it no longer holds.
+                    reason = f"{note} (by default {rule.treatment}: {rule.reason})"
+                else:
+                    reason = f"{rule.reason} ({note})"
                 rules.append(Rule(rule.field, Treatment(treatment), reason, rule.when))
             elif rule.field in acting:
                 rules.append(rule)
