@@ -1,9 +1,4 @@
-"""Behaviour found broken by an audit done as a user would; each test is what should hold.
-
-Every test here is marked ``xfail(strict=True)``: it fails today, and turns the
-suite red the day its behaviour is fixed, so that whoever fixes it removes the
-marker and keeps the test.
-"""
+"""A file uploaded to the server reaches an openai-compatible upstream as its content."""
 
 from __future__ import annotations
 
