@@ -62,7 +62,7 @@ class EchoBackend(Backend):
 
     def __init__(self, name: str = "echo", *, delay: float = 0.0) -> None:
         self.name = name
-        self.matrix = MATRIX if name == "echo" else _renamed(MATRIX, name)
+        self.matrix = MATRIX.renamed(name)
         self.delay = delay
 
     def answer(self, request: ChatRequest) -> ChatResponse:
@@ -98,10 +98,6 @@ class EchoBackend(Backend):
 
     def decode_response(self, body: bytes, *, model: str) -> ChatResponse:
         return _response_decoder.decode(body)
-
-
-def _renamed(matrix: Matrix, name: str) -> Matrix:
-    return Matrix(name, matrix.rules, unknown=matrix.unknown, mode=matrix.mode)
 
 
 def _last_user(request: ChatRequest) -> tuple[str, Counter[str]]:
