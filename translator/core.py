@@ -81,6 +81,10 @@ class Translator:
     ) -> None:
         self.context = context or BackendContext()
         self.plugin_manager = plugin_manager
+        # Per-request hooks are called only when some plugin implements them:
+        # an empty pluggy hook call costs about as much as decoding a small request.
+        self._adjust_request = plugin_manager.hook.adjust_request if plugin_manager else None
+        self._adjust_response = plugin_manager.hook.adjust_response if plugin_manager else None
         self.sessions: SessionStore | None = (
             MemorySessionStore() if sessions is None else None if sessions is False else sessions
         )
@@ -146,8 +150,9 @@ class Translator:
         """:meth:`prepare`, plus the session id and retention read before the matrix."""
         target = self.backend(backend)
         request = decode_request(body) if not isinstance(body, ChatRequest) else body
-        if self.plugin_manager is not None:
-            self.plugin_manager.hook.adjust_request(request=request, backend=backend)
+        adjust = self._adjust_request
+        if adjust is not None and adjust.get_hookimpls():
+            adjust(request=request, backend=backend)
         session_id = request.session
         retain = True
         if session_id is not None:
@@ -248,10 +253,9 @@ class Translator:
     ) -> None:
         if session_id is not None and response.session_id is UNSET:
             response.session_id = session_id
-        if self.plugin_manager is not None:
-            self.plugin_manager.hook.adjust_response(
-                response=response, request=request, backend=backend
-            )
+        adjust = self._adjust_response
+        if adjust is not None and adjust.get_hookimpls():
+            adjust(response=response, request=request, backend=backend)
 
     async def aclose(self) -> None:
         """Close every backend, the session store and the shared HTTP client."""
