@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_BASE_URL", "OllamaBackend"]
 
 DEFAULT_BASE_URL = "http://localhost:11434"
 
+_encode = native.request_encoder.encode
+
 
 class OllamaBackend(Backend):
     """Talks to one Ollama server; keeps no conversation state (the translator does).
@@ -70,8 +72,11 @@ class OllamaBackend(Backend):
         return build(request, model=model, stream=stream, fetched=fetched)
 
     def encode_request(self, request: ChatRequest) -> bytes:
-        native_request = self.native_request(request, stream=request.streaming)
-        return native.request_encoder.encode(native_request)
+        model = request.model
+        native_request = build(
+            request, model=self.models.get(model, model), stream=request.stream is True
+        )
+        return _encode(native_request)
 
     def decode_response(self, body: bytes, *, model: str) -> ChatResponse:
         return decode_reply(body, model=model, backend=self.name)

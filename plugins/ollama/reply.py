@@ -8,7 +8,8 @@ comes from ``prompt_eval_count`` and ``eval_count``. Each tool call gets an id
 
 from __future__ import annotations
 
-import os
+from random import randbytes
+from time import time
 
 import msgspec
 from msgspec import UNSET
@@ -27,10 +28,11 @@ from translator.model import (
     ToolCallDelta,
     Usage,
 )
-from translator.openai import new_completion_id, now
 from translator.streaming import ChunkStream
 
 from . import native
+
+_decode_line = native.line_decoder.decode
 
 __all__ = ["LineTranslator", "decode_reply", "error_message"]
 
@@ -47,8 +49,13 @@ def error_message(body: bytes) -> str | None:
     return _error_decoder.decode(body).error
 
 
+def _completion_id() -> str:
+    """A fresh ``chatcmpl-`` id: unique, not secret, so no system call for it."""
+    return "chatcmpl-" + randbytes(12).hex()
+
+
 def _call_id(call: native.ToolCall) -> str:
-    return call.id if isinstance(call.id, str) and call.id else "call_" + os.urandom(12).hex()
+    return call.id if isinstance(call.id, str) and call.id else "call_" + randbytes(12).hex()
 
 
 def _finish(line: native.ChatLine, called: bool) -> FinishReason:
@@ -59,12 +66,12 @@ def _finish(line: native.ChatLine, called: bool) -> FinishReason:
 
 def _parse(body: bytes | bytearray, backend: str) -> native.ChatLine:
     try:
-        line = native.line_decoder.decode(body)
+        line = _decode_line(body)
     except msgspec.DecodeError as exc:
         raise MalformedUpstreamError(
             f"The {backend} backend sent a reply that is not Ollama's: {exc}.", backend=backend
         ) from None
-    if isinstance(line.error, str):
+    if line.error is not UNSET and line.error is not None:
         raise UpstreamError(
             f"The {backend} backend failed: {line.error}", backend=backend, code="upstream_error"
         )
@@ -79,19 +86,27 @@ def decode_reply(body: bytes, *, model: str, backend: str = "ollama") -> ChatRes
         raise MalformedUpstreamError(
             f"The {backend} backend's reply has no message.", backend=backend
         )
-    calls: list[ToolCall] = [
-        FunctionToolCall(
-            _call_id(call),
-            FunctionCall(call.function.name, bytes(call.function.arguments).decode()),
-        )
-        for call in reply.tool_calls or ()
-    ]
-    message = ResponseMessage(content=reply.content, tool_calls=calls or UNSET)
-    if calls and not reply.content:
-        message.content = None
-    choice = Choice(0, message, _finish(line, bool(calls)))
-    usage = Usage.of(line.prompt_eval_count, line.eval_count)
-    return ChatResponse(new_completion_id(), now(), model, [choice], usage)
+    native_calls = reply.tool_calls
+    if native_calls:
+        calls: list[ToolCall] = [
+            FunctionToolCall(
+                _call_id(call),
+                FunctionCall(call.function.name, bytes(call.function.arguments).decode()),
+            )
+            for call in native_calls
+        ]
+        message = ResponseMessage(content=reply.content or None, tool_calls=calls)
+        finish: FinishReason = "tool_calls"
+    else:
+        message = ResponseMessage(content=reply.content)
+        finish = "length" if line.done_reason == "length" else "stop"
+    prompt, completion = line.prompt_eval_count, line.eval_count
+    usage = Usage(prompt, completion, prompt + completion)
+    return ChatResponse(_completion_id(), int(time()), model, [Choice(0, message, finish)], usage)
+
+
+_NO_MESSAGE = native.ReplyMessage()
+"""What a line without a message says: nothing."""
 
 
 class LineTranslator:
@@ -113,19 +128,22 @@ class LineTranslator:
     def feed(self, body: bytes | bytearray) -> list[ChatChunk]:
         """The chunks for one NDJSON line (possibly none)."""
         line = _parse(body, self._backend)
-        chunks: list[ChatChunk] = []
         reply = line.message
-        if reply is not None and reply is not UNSET:
-            if reply.content:
-                chunks.append(self._stream.text(reply.content))
-            if reply.tool_calls:
-                deltas = []
-                for call in reply.tool_calls:
-                    arguments = bytes(call.function.arguments).decode()
-                    function = FunctionCallDelta(call.function.name, arguments)
-                    deltas.append(ToolCallDelta(self._calls, _call_id(call), "function", function))
-                    self._calls += 1
-                chunks.append(self._stream.tool_calls(deltas))
+        if reply is None or reply is UNSET:
+            reply = _NO_MESSAGE
+        elif not line.done and not reply.tool_calls:  # the usual line: a piece of text
+            return [self._stream.text(reply.content)] if reply.content else []
+        chunks: list[ChatChunk] = []
+        if reply.content:
+            chunks.append(self._stream.text(reply.content))
+        if reply.tool_calls:
+            deltas = []
+            for call in reply.tool_calls:
+                arguments = bytes(call.function.arguments).decode()
+                function = FunctionCallDelta(call.function.name, arguments)
+                deltas.append(ToolCallDelta(self._calls, _call_id(call), "function", function))
+                self._calls += 1
+            chunks.append(self._stream.tool_calls(deltas))
         if line.done:
             self.done = True
             chunks.append(self._stream.finish(_finish(line, self._calls > 0)))

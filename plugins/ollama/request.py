@@ -80,34 +80,40 @@ def build(
         for k, tool in enumerate(tools):
             if tag_of(tool) != "function":
                 raise _unsupported(f"'{tag_of(tool)}' tools", f"tools[{k}].type")
+    response_format = request.response_format
     return native.ChatRequest(
-        model=model,
-        messages=messages,
-        stream=stream,
-        options=_options(request),
-        format=_format(request),
-        tools=tools,
+        model,
+        messages,
+        stream,
+        _options(request),
+        UNSET if response_format is UNSET else _format(response_format),
+        tools,
     )
+
+
+_SYSTEM = (SystemMessage, DeveloperMessage)
 
 
 def _message(
     message: Message, i: int, names: dict[str, str], fetched: Mapping[str, str] | None
 ) -> native.Message:
     if isinstance(message, UserMessage):
-        if isinstance(message.content, str):
-            return native.Message("user", message.content)
+        content = message.content
+        if isinstance(content, str):
+            return native.Message("user", content)
         texts: list[str] = []
         images: list[str] = []
-        for j, part in enumerate(message.content):
+        for j, part in enumerate(content):
             if isinstance(part, TextPart):
                 texts.append(part.text)
             elif isinstance(part, ImagePart):
-                images.append(_image(part.image_url.url, f"messages[{i}].content[{j}]", fetched))
+                images.append(_image(part.image_url.url, i, j, fetched))
             else:
                 raise _unsupported(f"'{tag_of(part)}' parts", f"messages[{i}].content[{j}]")
-        return native.Message("user", "\n".join(texts), images=images or UNSET)
-    if isinstance(message, SystemMessage | DeveloperMessage):
-        return native.Message("system", _text(message.content))
+        return native.Message("user", "\n".join(texts), images or UNSET)
+    if isinstance(message, _SYSTEM):
+        text = message.content
+        return native.Message("system", text if isinstance(text, str) else _text(text))
     if isinstance(message, AssistantMessage):
         return _assistant(message, i, names)
     if isinstance(message, ToolMessage):
@@ -162,8 +168,21 @@ def _arguments(arguments: str, param: str) -> msgspec.Raw:
     return msgspec.Raw(raw)
 
 
-def _image(url: str, path: str, fetched: Mapping[str, str] | None) -> str:
-    param = f"{path}.image_url.url"
+def _image(url: str, i: int, j: int, fetched: Mapping[str, str] | None) -> str:
+    if url.startswith("data:"):
+        data = split_data_uri(url)
+        if data is not None:
+            media_type, payload = data
+            if media_type.startswith("image/"):
+                return payload
+            param = f"messages[{i}].content[{j}].image_url.url"
+            raise InvalidRequestError(
+                f"Invalid value for '{param}': the data URI is {media_type or 'untyped'}, "
+                "not an image.",
+                param=param,
+                code="invalid_value",
+            )
+    param = f"messages[{i}].content[{j}].image_url.url"
     if _is_remote(url):
         if fetched is None:
             raise NeedsIOError(
@@ -171,21 +190,10 @@ def _image(url: str, path: str, fetched: Mapping[str, str] | None) -> str:
                 param=param,
             )
         return fetched[param]
-    data = split_data_uri(url)
-    if data is None:
-        raise FetchRefusedError(
-            f"Invalid value for '{param}': expected an http(s) URL or a base64 data URI.",
-            param=param,
-        )
-    media_type, payload = data
-    if not media_type.startswith("image/"):
-        raise InvalidRequestError(
-            f"Invalid value for '{param}': the data URI is {media_type or 'untyped'}, "
-            "not an image.",
-            param=param,
-            code="invalid_value",
-        )
-    return payload
+    raise FetchRefusedError(
+        f"Invalid value for '{param}': expected an http(s) URL or a base64 data URI.",
+        param=param,
+    )
 
 
 def _text(content: str | list[TextPart]) -> str:
@@ -195,31 +203,41 @@ def _text(content: str | list[TextPart]) -> str:
 
 
 def _options(request: ChatRequest) -> native.Options | msgspec.UnsetType:
-    options = native.Options()
-    found = False
     limit = request.max_completion_tokens
     if not isinstance(limit, int):
         limit = request.max_tokens
-    if isinstance(limit, int):
-        options.num_predict = limit
-        found = True
-    for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
-        value = getattr(request, name)
-        if value is not UNSET and value is not None:
-            setattr(options, name, value)
-            found = True
+    temperature = request.temperature
+    top_p = request.top_p
+    seed = request.seed
+    presence = request.presence_penalty
+    frequency = request.frequency_penalty
     stop = request.stop
-    if isinstance(stop, str):
-        options.stop = [stop]
-        found = True
-    elif isinstance(stop, list):
-        options.stop = stop
-        found = True
-    return options if found else UNSET
+    if (
+        not isinstance(limit, int)
+        and temperature is UNSET
+        and top_p is UNSET
+        and seed is UNSET
+        and presence is UNSET
+        and frequency is UNSET
+        and stop is UNSET
+    ):
+        return UNSET  # the usual case: no options at all
+    options = native.Options(
+        limit if isinstance(limit, int) else UNSET,
+        UNSET if temperature is None else temperature,
+        UNSET if top_p is None else top_p,
+        UNSET if seed is None else seed,
+        [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else UNSET,
+        UNSET if presence is None else presence,
+        UNSET if frequency is None else frequency,
+    )
+    return UNSET if options == _NO_OPTIONS else options
 
 
-def _format(request: ChatRequest) -> msgspec.Raw | msgspec.UnsetType:
-    response_format = request.response_format
+_NO_OPTIONS = native.Options()
+
+
+def _format(response_format: object) -> msgspec.Raw | msgspec.UnsetType:
     if isinstance(response_format, JSONObjectFormat):
         return _JSON
     if isinstance(response_format, JSONSchemaFormat):
