@@ -19,9 +19,10 @@ as they are.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from translator.errors import MalformedUpstreamError, UpstreamError, UpstreamTimeoutError
 from translator.model import ChatResponse, Choice, ResponseMessage, Usage
@@ -33,7 +34,7 @@ from .wire import Execution, failure_message
 __all__ = ["ExecutionFailedError", "answer_text", "timed_out", "to_response"]
 
 _TEXT_KEYS: Final = ("content", "text", "response")
-_any = msgspec.json.Decoder()
+_decode_any = msgspec.json.Decoder().decode
 
 
 class ExecutionFailedError(UpstreamError):
@@ -45,14 +46,17 @@ class ExecutionFailedError(UpstreamError):
 def answer_text(execution: Execution, *, json: bool) -> str:
     """The assistant's text for a completed ``execution`` (see the module docs)."""
     raw = execution.response
-    value = _decode(raw, execution)
+    try:
+        value = _decode_any(raw)
+    except msgspec.DecodeError as exc:  # pragma: no cover - Raw came from valid JSON
+        raise MalformedUpstreamError(
+            f"The agent's response to execution {execution.id} is not JSON.", backend="vlm-agent"
+        ) from exc
     if value is None:
         return ""
-    if json:
-        return value if isinstance(value, str) else bytes(raw).decode()
     if isinstance(value, str):
         return value
-    if isinstance(value, dict):
+    if not json and isinstance(value, dict):
         if len(value) == 1:
             (only,) = value.values()
             if isinstance(only, str):
@@ -62,15 +66,6 @@ def answer_text(execution: Execution, *, json: bool) -> str:
             if isinstance(found, str):
                 return found
     return bytes(raw).decode()
-
-
-def _decode(raw: msgspec.Raw, execution: Execution) -> Any:
-    try:
-        return _any.decode(raw)
-    except msgspec.DecodeError as exc:  # pragma: no cover - Raw came from valid JSON
-        raise MalformedUpstreamError(
-            f"The agent's response to execution {execution.id} is not JSON.", backend="vlm-agent"
-        ) from exc
 
 
 def to_response(
@@ -84,14 +79,13 @@ def to_response(
             backend=backend,
         )
     content = answer_text(execution, json=json)
-    usage = _usage(execution, prompt, content)
     created = execution.completed_at or execution.created_at
     return ChatResponse(
-        id=f"chatcmpl-{execution.id}",
-        created=int(created.timestamp()) if created is not None else now(),
-        model=model,
-        choices=[Choice(0, ResponseMessage(content=content))],
-        usage=usage,
+        "chatcmpl-" + execution.id,
+        int(created.timestamp()) if created is not None else now(),
+        model,
+        [Choice(0, ResponseMessage(content=content))],
+        _usage(execution, prompt, content),
     )
 
 
@@ -101,19 +95,25 @@ def _ended(status: str) -> str:
 
 def _usage(execution: Execution, prompt: str, content: str) -> Usage:
     agent = execution.usage
-    if agent is not None and None not in (agent.prompt_tokens, agent.completion_tokens):
-        usage = Usage.of(agent.prompt_tokens or 0, agent.completion_tokens or 0)
+    if agent is None:
+        p, c = estimate_tokens(prompt), estimate_tokens(content)
+        return Usage(p, c, p + c, estimated=True)
+    estimated: bool | UnsetType = UNSET
+    if agent.prompt_tokens is not None and agent.completion_tokens is not None:
+        p, c = agent.prompt_tokens, agent.completion_tokens
     else:
-        usage = Usage.of(estimate_tokens(prompt), estimate_tokens(content))
-        usage.estimated = True
-    if agent is not None:
-        if agent.credits_used is not None:
-            usage.credits_used = agent.credits_used
-        if agent.steps is not None:
-            usage.steps = agent.steps
-        if agent.duration_seconds is not None:
-            usage.duration_seconds = agent.duration_seconds
-    return usage
+        p, c = estimate_tokens(prompt), estimate_tokens(content)
+        estimated = True
+    credits, steps, duration = agent.credits_used, agent.steps, agent.duration_seconds
+    return Usage(
+        p,
+        c,
+        p + c,
+        credits_used=UNSET if credits is None else credits,
+        steps=UNSET if steps is None else steps,
+        duration_seconds=UNSET if duration is None else duration,
+        estimated=estimated,
+    )
 
 
 def timed_out(

@@ -149,17 +149,19 @@ class VlmAgentBackend(Backend):
 
     def encode_request(self, request: ChatRequest) -> bytes:
         """The execute body; :class:`NeedsIOError` if a file must be uploaded first."""
-        for file_id, param in file_ids(request).items():
-            if file_id not in self._agent_files and self._may_know(file_id):
-                raise NeedsIOError(
-                    f"The file '{file_id}' must be uploaded to the agent server first.",
-                    param=param,
-                )
+        if self.files is not None:  # without a file store, no file can need uploading
+            for file_id, param in file_ids(request).items():
+                if file_id not in self._agent_files and is_file_id(file_id):
+                    raise NeedsIOError(
+                        f"The file '{file_id}' must be uploaded to the agent server first.",
+                        param=param,
+                    )
+        options = self.options
         execute = build_execute(
             request,
-            model=self.agent_model(request.model),
+            model=options.models.get(request.model, options.default_model),
             agent_files=self._agent_files,
-            toolsets=self.options.toolsets,
+            toolsets=options.toolsets,
             backend=self.name,
         )
         return encode_execute(execute.request)
@@ -324,10 +326,6 @@ class VlmAgentBackend(Backend):
         for ours, agent_id in stale.items():
             if self._agent_files.get(ours) == agent_id:
                 del self._agent_files[ours]
-
-    def _may_know(self, file_id: str) -> bool:
-        """Whether ``file_id`` may name a file of this translator's own store."""
-        return self.files is not None and is_file_id(file_id)
 
     async def _resolve(self, ids: Mapping[str, str]) -> Mapping[str, str]:
         """Our file ids -> the agent's, uploading what the agent has not seen."""

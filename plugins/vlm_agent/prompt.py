@@ -88,6 +88,8 @@ _KIND: Final[dict[type, str]] = {
     InputFilePart: "file",
 }
 _AUDIO_TYPE: Final = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+_NUMBER: Final = (float, int)
+_JSON_FORMATS: Final = (JSONSchemaFormat, JSONObjectFormat)
 
 
 class Execute(msgspec.Struct):
@@ -112,7 +114,7 @@ def file_ids(request: ChatRequest) -> dict[str, str]:
 
 def wants_json(request: ChatRequest) -> bool:
     """Whether the client asked for a JSON answer."""
-    return isinstance(request.response_format, JSONSchemaFormat | JSONObjectFormat)
+    return isinstance(request.response_format, _JSON_FORMATS)
 
 
 def build_execute(
@@ -132,25 +134,30 @@ def build_execute(
     prompt = render.conversation(request)
     config = AgentConfig(prompt=prompt)
     fmt = request.response_format
-    if isinstance(fmt, JSONSchemaFormat):
-        schema = fmt.json_schema.schema
-        config.json_schema = ANY_OBJECT if schema is UNSET else schema
-    elif isinstance(fmt, JSONObjectFormat):
-        config.json_schema = ANY_OBJECT
-    if isinstance(request.temperature, float | int):
-        config.temperature = float(request.temperature)
+    if fmt is not UNSET:
+        if isinstance(fmt, JSONSchemaFormat):
+            schema = fmt.json_schema.schema
+            config.json_schema = ANY_OBJECT if schema is UNSET else schema
+        elif isinstance(fmt, JSONObjectFormat):
+            config.json_schema = ANY_OBJECT
+    temperature = request.temperature
+    if isinstance(temperature, _NUMBER):
+        config.temperature = float(temperature)
     if isinstance(request.service_tier, str):
         config.service_tier = request.service_tier
     name: str | None = None
-    metadata = RequestMetadata()
+    metadata: RequestMetadata | None = None
     vlmrun = request.vlmrun
     if vlmrun is not UNSET:
         if vlmrun.domain is not UNSET:
             name = vlmrun.domain
         if vlmrun.metadata is not UNSET:
             metadata = vlmrun.metadata
-    if isinstance(request.session_id, str) and metadata.session_id != request.session_id:
-        metadata = msgspec.structs.replace(metadata, session_id=request.session_id)
+    session_id = request.session_id
+    if metadata is None:
+        metadata = RequestMetadata(session_id=session_id if isinstance(session_id, str) else None)
+    elif isinstance(session_id, str) and metadata.session_id != session_id:
+        metadata = msgspec.structs.replace(metadata, session_id=session_id)
     execute = ExecuteRequest(
         model=model,
         name=name,
@@ -176,11 +183,9 @@ class _Renderer:
 
     def conversation(self, request: ChatRequest) -> str:
         messages = request.messages
-        last_user = -1
-        for i in range(len(messages) - 1, -1, -1):
-            if isinstance(messages[i], UserMessage):
-                last_user = i
-                break
+        last_user = len(messages) - 1
+        while last_user >= 0 and not isinstance(messages[last_user], UserMessage):
+            last_user -= 1
         if last_user < 0:
             raise InvalidRequestError(
                 f"The {self.backend} backend needs a user message to answer.", param="messages"
@@ -189,11 +194,15 @@ class _Renderer:
         turns: list[str] = []
         last_text = ""
         for i, message in enumerate(messages):
-            if isinstance(message, SystemMessage | DeveloperMessage):
+            if isinstance(message, UserMessage):
+                content = message.content
+                last_text = content if isinstance(content, str) else self.user(content, i)
+                if i == last_user and not turns:
+                    turns.append(last_text)  # the only turn: a question needs no transcript
+                else:
+                    turns.append(_turn("User", message.name, last_text))
+            elif isinstance(message, _INSTRUCTIONS):
                 instructions.append(_plain(message.content))
-            elif isinstance(message, UserMessage):
-                last_text = self.user(message, i)
-                turns.append(_turn("User", message.name, last_text))
             elif isinstance(message, AssistantMessage):
                 if i > last_user:
                     raise InvalidRequestError(
@@ -212,14 +221,13 @@ class _Renderer:
                 )
         if len(turns) == 1:
             turns[0] = last_text  # a single question needs no transcript
-        return "\n\n".join(p for p in (*instructions, *turns) if p)
+        instructions += turns
+        return "\n\n".join([p for p in instructions if p])
 
-    def user(self, message: UserMessage, i: int) -> str:
-        """The text of a user message, with a marker where each input stood."""
-        if isinstance(message.content, str):
-            return message.content
+    def user(self, content: list[UserPart], i: int) -> str:
+        """The text of a user message's parts, with a marker where each input stood."""
         lines: list[str] = []
-        for j, part in enumerate(message.content):
+        for j, part in enumerate(content):
             if isinstance(part, TextPart):
                 lines.append(part.text)
             else:
@@ -267,9 +275,13 @@ class _Renderer:
         )
 
 
+_INSTRUCTIONS: Final = (SystemMessage, DeveloperMessage)
+
+
 def _turn(role: str, name: object, text: str) -> str:
-    who = f"{role} ({name})" if isinstance(name, str) and name else role
-    return f"{who}: {text}"
+    if isinstance(name, str) and name:
+        return f"{role} ({name}): {text}"
+    return f"{role}: {text}"
 
 
 def _plain(content: str | list[TextPart]) -> str:
