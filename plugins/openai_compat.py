@@ -225,14 +225,27 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """The events completed by ``chunk``."""
-        if self._skip_lf and chunk[:1] == b"\n":
-            chunk = chunk[1:]
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
         if not chunk:
             return []
-        self._skip_lf = chunk[-1:] == b"\r"
         text = self._tail + chunk if self._tail else chunk
-        if b"\r" in text:
+        if text.find(b"\r") >= 0:
+            self._skip_lf = text[-1] == 13  # a "\r\n" may be split between feeds
             text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif (
+            # The common piece, one whole event of one data line: no line loop.
+            text.find(b"\n") == len(text) - 2
+            and text[-1] == 10
+            and text.startswith(b"data: ")
+            and not self._data
+        ):
+            self._tail = b""
+            event = self._event
+            self._event = "message"
+            return [SSEEvent(text[6:-2], event)]
         lines = text.split(b"\n")
         self._tail = lines.pop()
         events: list[SSEEvent] = []
@@ -441,14 +454,10 @@ class OpenAICompatBackend(Backend):
         headers.update(self.options.headers)
         self._headers = headers
         self._stream_headers = {**headers, "Accept": "text/event-stream"}
+        # The upstream's model name: one for every request, a table, or the name asked for.
         model = self.options.model
-        self._model: Callable[[str], str]
-        if isinstance(model, str):
-            self._model = lambda _: model
-        elif model:
-            self._model = lambda requested: model.get(requested, requested)
-        else:
-            self._model = lambda requested: requested
+        self._fixed_model = model if isinstance(model, str) else None
+        self._models = model or None if isinstance(model, dict) else None
 
     def _repeatable(self, request: ChatRequest) -> bool:
         """Whether a chat completion may be sent again after a 502, 504 or a lost connection.
@@ -476,7 +485,10 @@ class OpenAICompatBackend(Backend):
         return self._encode(request)
 
     def _encode(self, request: ChatRequest) -> bytes:
-        request.model = self._model(request.model)
+        if self._fixed_model is not None:
+            request.model = self._fixed_model
+        elif self._models is not None:
+            request.model = self._models.get(request.model, request.model)
         vlmrun = request.vlmrun
         if vlmrun is not UNSET and all(getattr(vlmrun, f) is UNSET for f in _VLMRUN_FIELDS):
             request.vlmrun = UNSET  # every part of it was dropped

@@ -62,6 +62,35 @@ def test_sse_crlf_split_between_cr_and_lf_is_one_line_end() -> None:
     assert feed_all([b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]) == [SSEEvent(b"a\nb")]
 
 
+def test_sse_one_event_per_piece() -> None:
+    pieces = [event + b"\n\n" for event in WIRE.split(b"\n\n") if event]
+    assert feed_all(pieces) == EVENTS
+
+
+def test_sse_one_line_per_piece() -> None:
+    assert feed_all([line + b"\n" for line in WIRE.split(b"\n")[:-1]]) == EVENTS
+
+
+def test_sse_a_whole_data_event_keeps_what_earlier_pieces_began() -> None:
+    assert feed_all([b"event: error\n", b"data: x\n\n"]) == [SSEEvent(b"x", "error")]
+    assert feed_all([b"data: a\n", b"data: b\n\n"]) == [SSEEvent(b"a\nb")]
+    assert feed_all([b'data: {"a"', b":1}\n\n"]) == [SSEEvent(b'{"a":1}')]
+    assert feed_all([b"event: error\n", b"data: x\n\n", b"data: y\n\n"]) == [
+        SSEEvent(b"x", "error"),
+        SSEEvent(b"y"),
+    ]
+
+
+def test_sse_a_lone_cr_inside_a_piece_ends_a_line() -> None:
+    assert feed_all([b"data: a\rdata: b\n\n"]) == [SSEEvent(b"a\nb")]
+
+
+def test_sse_lf_after_a_crlf_split_between_pieces_is_a_blank_line() -> None:
+    decoder = SSEDecoder()
+    events = [*decoder.feed(b"data: a\r"), *decoder.feed(b"\n"), *decoder.feed(b"\n")]
+    assert events == [SSEEvent(b"a")]
+
+
 def test_sse_comments_only_make_no_event() -> None:
     assert feed_all([b": keepalive\n\n: ping\n\n"]) == []
 

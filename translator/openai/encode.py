@@ -20,7 +20,6 @@ __all__ = [
 ]
 
 SSE_DONE = b"data: [DONE]\n\n"
-_SSE_PREFIX = b"data: "
 _encoder = msgspec.json.Encoder()
 
 
@@ -35,19 +34,19 @@ def encode_chunk(chunk: ChatChunk) -> bytes:
 
 
 def sse_frame(chunk: msgspec.Struct, buffer: bytearray | None = None) -> bytes:
-    """One SSE event ``data: {...}\\n\\n``; pass a reused ``buffer`` on hot loops."""
-    buf = bytearray(_SSE_PREFIX) if buffer is None else buffer
-    if buffer is not None:
-        del buf[6:]
-        buf[:6] = _SSE_PREFIX
-    _encoder.encode_into(chunk, buf, 6)
-    buf += b"\n\n"
-    return bytes(buf)
+    """One SSE event ``data: {...}\\n\\n``.
+
+    ``buffer`` is accepted and not needed: formatting the encoded JSON into
+    the frame is cheaper than encoding into a reused buffer and copying it out.
+    """
+    return b"data: %s\n\n" % _encoder.encode(chunk)
 
 
 def encode_request(request: ChatRequest) -> bytes:
     """The request as OpenAI JSON, with kept unknown top-level fields spliced back in."""
     body = _encoder.encode(request)
+    if not request.__dict__:  # where unknown fields are kept (see model.set_unknown_fields)
+        return body
     extra = unknown_fields(request)
     if not extra:
         return body
