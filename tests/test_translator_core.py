@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from translator import hookimpl
 from translator.backend import Backend
 from translator.compat import Mode, Treatment, emulated, ignored, rejected, supported
 from translator.core import Translator
@@ -19,8 +20,9 @@ from translator.errors import (
     UnsupportedFieldError,
     UpstreamTimeoutError,
 )
-from translator.model import ChatChunk, ChatRequest, ChatResponse, ImagePart
+from translator.model import ChatChunk, ChatRequest, ChatResponse, ImagePart, UserMessage
 from translator.openai import decode_request
+from translator.plugins import get_plugin_manager
 from translator.streaming import ChunkStream
 from translator.testing import MockBackend, supports_everything
 
@@ -114,6 +116,40 @@ def test_an_unknown_backend_is_a_404(translator: Translator) -> None:
         translator.translate_request(body(), "nope")
     assert caught.value.status == 404
     assert caught.value.code == "backend_not_found"
+
+
+def test_prepare_names_an_unknown_backend_as_a_404(translator: Translator) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        translator.prepare(body(), "nope")
+    assert caught.value.code == "backend_not_found"
+
+
+def test_translate_request_takes_a_decoded_request_or_any_bytes_like_body() -> None:
+    t = Translator({"mock": MockBackend()}, sessions=False)
+    expected = t.translate_request(body(seed=3), "mock")
+    assert t.translate_request(decode_request(body(seed=3)), "mock") == expected  # type: ignore[arg-type]
+    assert t.translate_request(bytearray(body(seed=3)), "mock") == expected  # type: ignore[arg-type]
+    assert t.translate_request(memoryview(body(seed=3)), "mock") == expected  # type: ignore[arg-type]
+    request, report, backend = t.prepare(bytearray(body(seed=3)), "mock")  # type: ignore[arg-type]
+    assert (request.seed, report.actions, backend) == (3, [], t.backend("mock"))
+
+
+class _Shouter:
+    @hookimpl
+    def adjust_request(self, request: ChatRequest, backend: str) -> None:
+        request.messages.append(UserMessage(content=f"(for {backend})"))
+
+
+def test_translate_request_lets_plugins_adjust_the_request_first() -> None:
+    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[_Shouter()])
+    t = Translator({"mock": MockBackend()}, plugin_manager=pm, sessions=False)
+    native = json.loads(t.translate_request(body(), "mock"))
+    assert native["messages"][-1] == {"role": "user", "content": "(for mock)"}
+    picky = MockBackend(matrix=[rejected("role.user", "no users here")])
+    t.add_backend("picky", picky)
+    with pytest.raises(UnsupportedFieldError) as caught:
+        t.translate_request(body(messages=[{"role": "system", "content": "Hi"}]), "picky")
+    assert caught.value.param == "messages[1]"
 
 
 # -- complete --------------------------------------------------------------------
