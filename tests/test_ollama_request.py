@@ -241,6 +241,36 @@ def test_malformed_arguments_are_a_400(arguments: str) -> None:
     assert info.value.param == "messages[1].tool_calls[0].function.arguments"
 
 
+@pytest.mark.parametrize("arguments", ["", "  "])
+def test_empty_arguments_go_as_an_empty_object(arguments: str) -> None:
+    body = native(conversation(arguments))
+    assert body["messages"][1]["tool_calls"][0]["function"]["arguments"] == {}
+
+
+def test_malformed_legacy_arguments_are_a_400_naming_function_call() -> None:
+    legacy = {"role": "assistant", "function_call": {"name": "f", "arguments": "{oops"}}
+    with pytest.raises(InvalidRequestError) as info:
+        native(request({"role": "user", "content": "Hi"}, legacy))
+    assert info.value.param == "messages[1].function_call.arguments"
+
+
+def test_message_names_are_not_sent_and_developer_is_system() -> None:
+    body = native(
+        request(
+            {"role": "system", "content": "Be brief.", "name": "ops"},
+            {"role": "developer", "content": "Be kind."},
+            {"role": "user", "content": "Hi", "name": "ana"},
+            {"role": "user", "content": "Again"},
+        )
+    )
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "Hi"},
+        {"role": "user", "content": "Again"},
+    ]
+
+
 def test_the_model_is_mapped_through_the_options() -> None:
     hi = {"role": "user", "content": "Hi"}
     assert (

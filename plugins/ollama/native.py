@@ -10,9 +10,10 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from translator.model import Tool
+from translator.model import SystemMessage, Tool, UserMessage
 
 __all__ = [
+    "AnyMessage",
     "ChatLine",
     "ChatRequest",
     "Function",
@@ -47,6 +48,11 @@ class Message(msgspec.Struct):
     tool_call_id: str | UnsetType = UNSET
 
 
+AnyMessage = Message | UserMessage | SystemMessage
+"""A message to send: a canonical user or system message with text content and no
+name is already in Ollama's shape and is encoded as it stands."""
+
+
 class Options(msgspec.Struct):
     """The sampling options this backend maps; only what the client sent is set."""
 
@@ -63,7 +69,7 @@ class ChatRequest(msgspec.Struct):
     """``POST /api/chat``; ``stream`` is always sent (Ollama streams by default)."""
 
     model: str
-    messages: list[Message]
+    messages: list[AnyMessage]
     stream: bool
     options: Options | UnsetType = UNSET
     format: msgspec.Raw | UnsetType = UNSET

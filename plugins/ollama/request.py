@@ -44,7 +44,7 @@ __all__ = ["build", "remote_images"]
 
 _JSON = msgspec.Raw(b'"json"')
 _EMPTY_OBJECT = msgspec.Raw(b"{}")
-_object_check = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_object_check = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 
 
 def _is_remote(url: str) -> bool:
@@ -96,11 +96,12 @@ _SYSTEM = (SystemMessage, DeveloperMessage)
 
 def _message(
     message: Message, i: int, names: dict[str, str], fetched: Mapping[str, str] | None
-) -> native.Message:
+) -> native.AnyMessage:
     if isinstance(message, UserMessage):
         content = message.content
         if isinstance(content, str):
-            return native.Message("user", content)
+            # Already Ollama's shape ({"role": "user", "content": ...}) unless it has a name.
+            return message if message.name is UNSET else native.Message("user", content)
         texts: list[str] = []
         images: list[str] = []
         for j, part in enumerate(content):
@@ -113,15 +114,23 @@ def _message(
         return native.Message("user", "\n".join(texts), images or UNSET)
     if isinstance(message, _SYSTEM):
         text = message.content
-        return native.Message("system", text if isinstance(text, str) else _text(text))
+        if isinstance(text, str):
+            if message.name is UNSET and isinstance(message, SystemMessage):
+                return message  # already Ollama's shape
+            return native.Message("system", text)
+        return native.Message("system", _text(text))
     if isinstance(message, AssistantMessage):
         return _assistant(message, i, names)
     if isinstance(message, ToolMessage):
+        call_id = message.tool_call_id
+        result = message.content
         return native.Message(
             "tool",
-            _text(message.content),
-            tool_name=names.get(message.tool_call_id, UNSET),
-            tool_call_id=message.tool_call_id,
+            result if isinstance(result, str) else _text(result),
+            UNSET,
+            UNSET,
+            names.get(call_id, UNSET),
+            call_id,
         )
     if isinstance(message, FunctionMessage):
         return native.Message("tool", message.content or "", tool_name=message.name)
@@ -137,29 +146,35 @@ def _assistant(message: AssistantMessage, i: int, names: dict[str, str]) -> nati
     if not text and isinstance(message.refusal, str):
         text = message.refusal
     calls: list[native.ToolCall] = []
-    if message.tool_calls is not UNSET:
-        for k, call in enumerate(message.tool_calls):
-            path = f"messages[{i}].tool_calls[{k}]"
+    tool_calls = message.tool_calls
+    if tool_calls is not UNSET:
+        for k, call in enumerate(tool_calls):
             if not isinstance(call, FunctionToolCall):
-                raise _unsupported("custom tool calls", f"{path}.type")
-            names[call.id] = call.function.name
-            arguments = _arguments(call.function.arguments, f"{path}.function.arguments")
-            calls.append(native.ToolCall(native.Function(call.function.name, arguments), call.id))
+                raise _unsupported("custom tool calls", f"messages[{i}].tool_calls[{k}].type")
+            function = call.function
+            names[call.id] = function.name
+            arguments = _arguments(function.arguments, i, k)
+            calls.append(native.ToolCall(native.Function(function.name, arguments), call.id))
     legacy = message.function_call
     if legacy is not UNSET and legacy is not None:
-        arguments = _arguments(legacy.arguments, f"messages[{i}].function_call.arguments")
+        arguments = _arguments(legacy.arguments, i, None)
         calls.append(native.ToolCall(native.Function(legacy.name, arguments)))
-    return native.Message("assistant", text, tool_calls=calls or UNSET)
+    return native.Message("assistant", text, UNSET, calls or UNSET)
 
 
-def _arguments(arguments: str, param: str) -> msgspec.Raw:
-    """A tool call's arguments as the JSON object Ollama wants, checked, not re-encoded."""
-    if not arguments.strip():
-        return _EMPTY_OBJECT
+def _arguments(arguments: str, i: int, k: int | None) -> msgspec.Raw:
+    """A tool call's arguments as the JSON object Ollama wants, checked, not re-encoded.
+
+    ``k`` is the call's index in ``messages[i].tool_calls``; None for ``function_call``.
+    """
     raw = arguments.encode()
     try:
-        _object_check.decode(raw)
+        _object_check(raw)
     except msgspec.DecodeError as exc:
+        if not arguments.strip():
+            return _EMPTY_OBJECT
+        where = "function_call" if k is None else f"tool_calls[{k}].function"
+        param = f"messages[{i}].{where}.arguments"
         raise InvalidRequestError(
             f"Invalid value for '{param}': the arguments must be a JSON object ({exc}).",
             param=param,
