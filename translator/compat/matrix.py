@@ -290,26 +290,29 @@ class Matrix:
         messages = request.messages
         role_types = self._role_types
         part_types = self._part_types
+        # Whether any role row can act at all, asked once for every message.
+        roles = not role_types.isdisjoint(map(type, messages)) if role_types else False
         gone: list[int] | None = None
         i = -1
         for message in messages:
             i += 1
-            if type(message) in role_types and self._apply_role(message, i, actions, lenient):
+            if (
+                roles
+                and type(message) in role_types
+                and self._apply_role(message, i, actions, lenient)
+            ):
                 gone = [*gone, i] if gone else [i]
                 continue
             if not part_types:
                 continue
             content = message.content
-            if type(content) is not list:
+            if type(content) is not list or part_types.isdisjoint(map(type, content)):
                 continue
-            for part in content:
-                if type(part) in part_types:
-                    # Parts are reported under their message's index as sent.
-                    done = len(actions)
-                    self._apply_parts(content, i, actions, lenient)
-                    if not content and self._empty(message, i, actions, done):
-                        gone = [*gone, i] if gone else [i]
-                    break
+            # Parts are reported under their message's index as sent.
+            done = len(actions)
+            self._apply_parts(content, i, actions, lenient)
+            if not content and self._empty(message, i, actions, done):
+                gone = [*gone, i] if gone else [i]
         if gone:
             request.messages = [m for i, m in enumerate(messages) if i not in gone]
             if not request.messages:
