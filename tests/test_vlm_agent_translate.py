@@ -266,6 +266,13 @@ async def test_a_file_of_our_store_needs_an_upload_before_pure_translation() -> 
     assert encode(theirs, agent)["inputs"]["file_1"] == {"type": "input_file", "file_id": "x1"}
 
 
+def test_without_a_file_store_a_file_id_is_sent_as_it_is() -> None:
+    ours = "file-" + "0" * 24
+    body = {"messages": [{"role": "user", "content": [{"type": "input_file", "file_id": ours}]}]}
+    sent = encode(body, backend())
+    assert sent["inputs"]["file_1"] == {"type": "input_file", "file_id": ours}
+
+
 # -- decoding executions ---------------------------------------------------------------
 
 

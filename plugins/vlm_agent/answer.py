@@ -96,13 +96,13 @@ def _ended(status: str) -> str:
 def _usage(execution: Execution, prompt: str, content: str) -> Usage:
     agent = execution.usage
     if agent is None:
-        p, c = estimate_tokens(prompt), estimate_tokens(content)
+        p, c = estimate_tokens(prompt) if prompt else 0, estimate_tokens(content)
         return Usage(p, c, p + c, estimated=True)
     estimated: bool | UnsetType = UNSET
     if agent.prompt_tokens is not None and agent.completion_tokens is not None:
         p, c = agent.prompt_tokens, agent.completion_tokens
     else:
-        p, c = estimate_tokens(prompt), estimate_tokens(content)
+        p, c = estimate_tokens(prompt) if prompt else 0, estimate_tokens(content)
         estimated = True
     credits, steps, duration = agent.credits_used, agent.steps, agent.duration_seconds
     return Usage(
