@@ -202,7 +202,8 @@ class _Renderer:
                 else:
                     turns.append(_turn("User", message.name, last_text))
             elif isinstance(message, _INSTRUCTIONS):
-                instructions.append(_plain(message.content))
+                text = message.content
+                instructions.append(text if isinstance(text, str) else _plain(text))
             elif isinstance(message, AssistantMessage):
                 if i > last_user:
                     raise InvalidRequestError(
