@@ -249,8 +249,18 @@ class SSEDecoder:
         lines = text.split(b"\n")
         self._tail = lines.pop()
         events: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            self._line(line, events)
+            # Data lines and blank lines inline; the rarer fields through _line.
+            if line[:6] == b"data: ":
+                data.append(line[6:])
+            elif line:
+                self._line(line, events)
+            else:
+                if data:
+                    events.append(SSEEvent(b"\n".join(data), self._event))
+                    data = self._data = []
+                self._event = "message"
         return events
 
     def close(self) -> list[SSEEvent]:
