@@ -197,6 +197,22 @@ async def test_strict_rejection_never_reaches_the_backend(
     assert mock.calls == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "echoed"),
+    [
+        ({"session_id": None, "vlmrun": {"metadata": {"session_id": "s-meta"}}}, "s-meta"),
+        ({"vlmrun": {"metadata": {"session_id": "s-meta"}}}, "s-meta"),
+        ({"session_id": None}, msgspec.UNSET),
+        ({"vlmrun": {}}, msgspec.UNSET),
+    ],
+)
+async def test_the_session_id_is_read_from_either_place(
+    translator: Translator, fields: dict[str, Any], echoed: object
+) -> None:
+    done = await translator.complete(body(**fields), "mock")
+    assert done.response.session_id == echoed
+
+
 async def test_the_session_id_is_echoed(translator: Translator, mock: MockBackend) -> None:
     done = await translator.complete(body(session_id="s-9"), "mock")
     assert done.response.session_id == "s-9"

@@ -157,7 +157,11 @@ class Translator:
         adjust = self._adjust_request
         if adjust is not None and adjust.get_hookimpls():
             adjust(request=request, backend=backend)
-        session_id = request.session
+        # Most requests name no session: two identity tests, not the property.
+        if request.session_id is UNSET and request.vlmrun is UNSET:
+            session_id = None
+        else:
+            session_id = request.session
         retain = True
         if session_id is not None:
             vlmrun = request.vlmrun
