@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,9 @@ def litellm_ollama(body: bytes) -> Callable[[], object] | str:
     """LiteLLM's own OpenAI-to-Ollama ``/api/chat`` request transformation, if installed."""
     if importlib.util.find_spec("litellm") is None:
         return "litellm not installed (optional)"
+    # LiteLLM fetches a model price list from the internet when imported,
+    # unless told to use the copy it ships.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         from litellm.llms.ollama.chat.transformation import (  # type: ignore[import-not-found]
             OllamaChatConfig,
