@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -301,6 +302,86 @@ def test_refused_credentials_without_a_parser_do_not_echo_the_body(client: Bound
         client.check(reply(401, b"bad key sk-upstream-secret"))
     assert caught.value.status == 502
     assert "sk-upstream-secret" not in caught.value.message
+
+
+SENT_KEY = "up-key-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Authorization", f"Bearer {SENT_KEY}"),
+        ("authorization", f"Bearer {SENT_KEY}"),
+        ("api-key", SENT_KEY),
+        ("X-Api-Key", SENT_KEY),
+    ],
+)
+async def test_a_refusal_quoting_the_key_sent_never_logs_it(
+    client: BoundClient,
+    mocked: aioresponses,
+    caplog: pytest.LogCaptureFixture,
+    header: str,
+    value: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    said = f"key {SENT_KEY} (sent as {value!r}) is revoked"
+    mocked.post(URL, status=401, body=said.encode())
+    sent = await client.send("POST", URL, body=b"{}", headers={header: value})
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(sent)
+    assert caught.value.status == 502
+    assert SENT_KEY not in caplog.text
+    assert "key [redacted] (sent as '[redacted]') is revoked" in caplog.text
+
+
+async def test_a_key_sent_as_a_query_parameter_never_reaches_the_logs(
+    client: BoundClient,
+    mocked: aioresponses,
+    caplog: pytest.LogCaptureFixture,
+    pauses: list[float],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mocked.get(f"{URL}?key={SENT_KEY}", status=503)
+    mocked.get(f"{URL}?key={SENT_KEY}", status=403, body=f"{SENT_KEY} may not".encode())
+    sent = await client.send("GET", URL, params={"key": SENT_KEY})
+    with pytest.raises(UpstreamStatusError):
+        client.check(sent)
+    assert "[redacted] may not" in caplog.text
+    assert SENT_KEY not in caplog.text
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_logs_no_token_looking_words(
+    client: BoundClient, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    said = b"got 'Bearer abc.def-123', basic dXNlcjpwYXNz, sk-proj-Zx81_aa9, ?api_key=q1w2e3"
+    with pytest.raises(UpstreamStatusError):
+        client.check(reply(status, said))
+    for secret in ("abc.def-123", "dXNlcjpwYXNz", "sk-proj-Zx81_aa9", "q1w2e3"):
+        assert secret not in caplog.text
+    assert (
+        "got 'Bearer [redacted]', basic [redacted], [redacted], ?api_key=[redacted]" in caplog.text
+    )
+
+
+async def test_an_error_passed_to_the_client_never_carries_the_key_sent(
+    client: BoundClient, mocked: aioresponses
+) -> None:
+    mocked.post(URL, status=400, body=f"Bearer {SENT_KEY} may not use this model".encode())
+    mocked.post(URL, status=400, body=b"{}")
+    headers = {"Authorization": f"Bearer {SENT_KEY}"}
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(await client.send("POST", URL, body=b"{}", headers=headers))
+    assert caught.value.message == "The up backend answered 400: [redacted] may not use this model"
+
+    def detail(body: bytes) -> UpstreamDetail:
+        return UpstreamDetail(f"{SENT_KEY} is wrong; a Bearer token is expected", param="p")
+
+    with pytest.raises(UpstreamStatusError) as caught:
+        client.check(await client.send("POST", URL, body=b"{}", headers=headers), detail)
+    # Only what was sent is blanked: a word that merely looks like a token stays.
+    assert caught.value.message == "[redacted] is wrong; a Bearer token is expected"
+    assert caught.value.param == "p"
 
 
 def test_check_with_a_message_parser(client: BoundClient) -> None:

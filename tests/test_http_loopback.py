@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from translator import http as http_module
+from translator.config import parse_config
 from translator.errors import (
     MalformedUpstreamError,
     UpstreamStatusError,
@@ -18,6 +21,7 @@ from translator.errors import (
     UpstreamUnavailableError,
 )
 from translator.http import BoundClient, HttpClient, HttpPolicy
+from translator.server import create_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -430,3 +434,75 @@ async def test_cancelling_a_stream_closes_the_upstream(shared: HttpClient) -> No
             await task
         await asyncio.wait_for(raw.disconnected.wait(), 5)
     assert not shared.session.connector._acquired  # type: ignore[union-attr]
+
+
+# -- through the translator's own server ---------------------------------------
+
+UPSTREAM_KEY = "sk-upstream-SECRET-0123"
+HELLO = {"model": "m", "messages": [{"role": "user", "content": "Hello"}]}
+CONFIG = """
+[backends.up]
+plugin = "openai-compatible"
+base_url = "{base}/v1"
+api_key = "{key}"
+
+[[routes]]
+model = "m"
+backend = "up"
+"""
+
+
+async def quoting_or_cut(request: web.Request) -> web.StreamResponse:
+    """401 quoting the key it was sent (as some upstreams do), or a stream cut mid-way."""
+    body = await request.json()
+    if body.get("stream") is not True:
+        said = request.headers.get("Authorization", "")
+        return web.json_response({"error": {"message": f"Invalid key: {said}"}}, status=401)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}],
+    }
+    await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
+@pytest.fixture
+async def app_client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    up = web.Application()
+    up.router.add_post("/v1/chat/completions", quoting_or_cut)
+    async with TestServer(up, host="127.0.0.1") as upstream:
+        base = str(upstream.make_url("")).rstrip("/")
+        app = create_app(parse_config(CONFIG.format(base=base, key=UPSTREAM_KEY)))
+        async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+            yield test_client
+
+
+async def test_the_upstream_key_never_reaches_the_logs(
+    app_client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await app_client.post("/v1/chat/completions", json=HELLO)
+    assert response.status == 502
+    assert UPSTREAM_KEY not in await response.text()
+    assert "refused the configured credentials (HTTP 401): Invalid key: [redacted]" in caplog.text
+    assert UPSTREAM_KEY not in caplog.text
+
+
+async def test_a_cut_off_stream_names_no_internal_exception(
+    app_client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="translator.http")
+    response = await app_client.post("/v1/chat/completions", json={**HELLO, "stream": True})
+    text = await response.text()
+    assert "data: [DONE]" not in text
+    last = json.loads(text.strip().split("\n\n")[-1].removeprefix("data: "))
+    message = last["error"]["message"]
+    assert message == "The up backend's stream was cut off before its end."
+    assert "TransferEncodingError" in caplog.text  # the detail stays in the debug log

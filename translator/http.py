@@ -24,6 +24,13 @@ whether the upstream may have acted on the request:
 Nothing is retried after a read timeout (the upstream may be working on the
 request), on any other status, or once a stream has started. Cancelling a
 request closes its connection.
+
+Upstream words that reach a log or a client never carry the credentials the
+translator sent: each :class:`BoundClient` remembers the values of the
+credential headers and query parameters it sends (``Authorization``,
+``api-key``, ``key``, ...) and blanks them out of an upstream's message;
+a log line also loses anything that looks like a token (``Bearer ...``,
+``sk-...``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import email.utils
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -86,6 +94,25 @@ _LOST_AFTER_SENDING = (
 )
 # Upstream statuses that mean the translator's own credentials were refused.
 _CREDENTIALS_REFUSED = frozenset({401, 403})
+# Header and query parameter names (lower case) whose values are credentials.
+_CREDENTIAL_NAMES = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "key",
+        "api_key",
+        "access_token",
+    }
+)
+_REMEMBERED = 8  # credentials a bound client remembers (the most recent)
+_REDACTED = "[redacted]"
+# Anything that looks like a credential, blanked from log lines.
+_TOKEN = re.compile(
+    r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+|\bsk-[\w\-*.]{6,}|\b((?:api[_-]?)?key=)[^\s\"'&,;]+"
+)
 
 
 class HttpPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,6 +204,19 @@ class BoundClient:
         self.backend = backend
         self.policy = policy
         self._timeout = policy.timeout()
+        self._secrets: dict[str, None] = {}  # the credentials sent, oldest first
+        self._seen: tuple[object, object] = (None, None)  # the last headers and params scanned
+
+    def redact(self, text: str, *, tokens: bool = False) -> str:
+        """``text`` without the credentials this client sent.
+
+        ``tokens`` also blanks anything that looks like one (``Bearer ...``,
+        ``sk-...``), for a log line, where a false match costs nothing.
+        """
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, _REDACTED)
+        return _TOKEN.sub(_redact_token, text) if tokens else text
 
     async def send(
         self,
@@ -200,6 +240,8 @@ class BoundClient:
         """
         if idempotent is None:
             idempotent = method.upper() in IDEMPOTENT_METHODS
+        if (headers, params) != self._seen:
+            self._remember(headers, params)
         attempts = 1 + (max(0, self.policy.retries) if retry else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -254,6 +296,8 @@ class BoundClient:
         """
         if idempotent is None:
             idempotent = method.upper() in IDEMPOTENT_METHODS
+        if (headers, None) != self._seen:
+            self._remember(headers, None)
         attempts = 1 + max(0, self.policy.retries)
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -293,8 +337,15 @@ class BoundClient:
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
                 if isinstance(exc, TimeoutError):
                     raise self._timeout_error() from exc
+                log.debug(
+                    "%s: %s %s: the stream was cut off: %r",
+                    self.backend,
+                    method,
+                    self.redact(url, tokens=True),
+                    exc,
+                )
                 raise MalformedUpstreamError(
-                    f"The {self.backend} backend's stream was cut off: {exc}",
+                    f"The {self.backend} backend's stream was cut off before its end.",
                     backend=self.backend,
                 ) from exc
             except TimeoutError as exc:
@@ -349,7 +400,7 @@ class BoundClient:
         shown = status if 400 <= status < 500 or status in _KEPT_5XX else 502
         if isinstance(found, UpstreamDetail):
             return UpstreamStatusError(
-                found.message,
+                self.redact(found.message),
                 status=shown,
                 backend=self.backend,
                 error_type=found.type or (None if shown < 500 else "upstream_error"),
@@ -358,7 +409,7 @@ class BoundClient:
             )
         message = found or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
         return UpstreamStatusError(
-            f"The {self.backend} backend answered {status}: {message}",
+            f"The {self.backend} backend answered {status}: {self.redact(message)}",
             status=shown,
             backend=self.backend,
             error_type=None if shown < 500 else "upstream_error",
@@ -372,11 +423,12 @@ class BoundClient:
     ) -> UpstreamStatusError:
         """The 502 for an upstream's 401 or 403: the translator's key, not the client's."""
         said = found.message if isinstance(found, UpstreamDetail) else found
+        said = said or body[:300].decode("utf-8", "replace").strip() or "no reason given"
         log.warning(
             "%s: the backend refused the configured credentials (HTTP %d): %s",
             self.backend,
             status,
-            said or body[:300].decode("utf-8", "replace").strip() or "no reason given",
+            self.redact(said, tokens=True),
         )
         return UpstreamStatusError(
             f"The {self.backend} backend refused the translator's credentials (HTTP {status}): "
@@ -393,6 +445,7 @@ class BoundClient:
     ) -> bool:
         """Sleep before the next attempt; False when ``Retry-After`` asks too long a wait."""
         delay = self._backoff(attempt, retry_after)
+        url = self.redact(url, tokens=True)
         if delay is None:
             log.info("%s: %s %s -> %s, Retry-After too long", self.backend, method, url, why)
             return False
@@ -426,12 +479,30 @@ class BoundClient:
         if isinstance(exc, _LOST_AFTER_SENDING):
             return self._unreachable(exc), idempotent
         if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+            log.debug("%s: a reply that is not valid HTTP: %r", self.backend, exc)
             error = MalformedUpstreamError(
-                f"The {self.backend} backend sent a reply that is not valid HTTP: {exc}",
+                f"The {self.backend} backend sent a reply that is not valid HTTP "
+                f"({type(exc).__name__}).",
                 backend=self.backend,
             )
             return error, False
         return self._unreachable(exc), False
+
+    def _remember(
+        self, headers: Mapping[str, str] | None, params: Mapping[str, str] | None
+    ) -> None:
+        """Note the credentials among ``headers`` and ``params``, to keep them out of messages."""
+        self._seen = (headers, params)
+        for given in (headers, params):
+            for name, value in (given or {}).items():
+                if name.lower() not in _CREDENTIAL_NAMES:
+                    continue
+                token = value.strip().partition(" ")[2].strip()
+                for secret in (value, token):
+                    if len(secret) >= 4 and secret not in self._secrets:
+                        self._secrets[secret] = None
+        while len(self._secrets) > _REMEMBERED:
+            del self._secrets[next(iter(self._secrets))]
 
     def _timeout_error(self) -> UpstreamTimeoutError:
         return UpstreamTimeoutError(
@@ -462,6 +533,14 @@ def _parse_retry_after(value: str) -> float | None:
             return None
         return max(0.0, parsed.timestamp() - time.time())
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _redact_token(match: re.Match[str]) -> str:
+    """A token's replacement: its scheme (``Bearer``, ``key=``) kept, its value blanked."""
+    scheme, space, key = match.group(1, 2, 3)
+    if scheme:
+        return f"{scheme}{space}{_REDACTED}"
+    return f"{key}{_REDACTED}" if key else _REDACTED
 
 
 def _json_dumps(obj: Any) -> str:
