@@ -212,16 +212,25 @@ class SSEDecoder:
 
     Lines may end in ``\\n``, ``\\r\\n`` or ``\\r``, split anywhere between
     feeds. Comments (``: keepalive``) and ``id``/``retry`` fields are skipped;
-    ``data`` lines of one event are joined with ``\\n``.
+    ``data`` lines of one event are joined with ``\\n``. An event (or a line
+    still waiting for its end) longer than ``max_event_bytes`` (by default
+    :attr:`MAX_EVENT_BYTES`) raises
+    :class:`~translator.errors.MalformedUpstreamError`, so that an upstream
+    that never ends one cannot grow the translator's memory without limit.
     """
 
-    __slots__ = ("_data", "_event", "_skip_lf", "_tail")
+    MAX_EVENT_BYTES = 8 << 20
+    """The default bound on one event's data, and on a line not yet ended (8 MiB)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_data", "_event", "_max", "_size", "_skip_lf", "_tail")
+
+    def __init__(self, max_event_bytes: int | None = None) -> None:
         self._tail = b""
         self._data: list[bytes] = []
+        self._size = 0  # bytes of the pending event's data, a newline per line included
         self._event = "message"
         self._skip_lf = False
+        self._max = self.MAX_EVENT_BYTES if max_event_bytes is None else max_event_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """The events completed by ``chunk``."""
@@ -242,6 +251,8 @@ class SSEDecoder:
             and text.startswith(b"data: ")
             and not self._data
         ):
+            if len(text) - 8 > self._max:
+                raise self._too_long()
             self._tail = b""
             event = self._event
             self._event = "message"
@@ -250,17 +261,29 @@ class SSEDecoder:
         self._tail = lines.pop()
         events: list[SSEEvent] = []
         data = self._data
+        size = self._size
+        limit = self._max
         for line in lines:
             # Data lines and blank lines inline; the rarer fields through _line.
             if line[:6] == b"data: ":
                 data.append(line[6:])
+                size += len(line) - 5
             elif line:
+                self._size = size
                 self._line(line, events)
+                size = self._size
             else:
                 if data:
+                    if size - 1 > limit:
+                        raise self._too_long()
                     events.append(SSEEvent(b"\n".join(data), self._event))
                     data = self._data = []
+                    size = 0
                 self._event = "message"
+        self._size = size
+        # The unfinished line may hold its "data: " prefix and end besides the data.
+        if size + len(self._tail) > limit + 8:
+            raise self._too_long()
         return events
 
     def close(self) -> list[SSEEvent]:
@@ -275,8 +298,11 @@ class SSEDecoder:
     def _line(self, line: bytes, events: list[SSEEvent]) -> None:
         if not line:
             if self._data:
+                if self._size - 1 > self._max:
+                    raise self._too_long()
                 events.append(SSEEvent(b"\n".join(self._data), self._event))
             self._data = []
+            self._size = 0
             self._event = "message"
             return
         if line[:1] == b":":
@@ -286,8 +312,14 @@ class SSEDecoder:
             value = value[1:]
         if field == b"data":
             self._data.append(value)
+            self._size += len(value) + 1
         elif field == b"event":
             self._event = value.decode("utf-8", "replace")
+
+    def _too_long(self) -> MalformedUpstreamError:
+        return MalformedUpstreamError(
+            f"The upstream sent a server-sent event longer than {self._max} bytes."
+        )
 
 
 # -- decoding the upstream's replies -------------------------------------------

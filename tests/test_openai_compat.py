@@ -769,3 +769,130 @@ async def test_backends_of_one_translator_share_one_pooled_session(upstream: Ups
     session = t.context.http.session
     await t.aclose()
     assert session.closed
+
+
+# -- bounds and secrets --------------------------------------------------------
+
+
+def endless_line(upstream: Upstream) -> Reply:
+    """Streams one chunk, then a data line that never ends, until the client goes away."""
+
+    async def reply(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(chunk({"role": "assistant", "content": "first"}))
+        await response.write(b"data: ")
+        try:
+            while True:
+                await response.write(b"x" * 4096)
+                await asyncio.sleep(0)
+        finally:  # a write to a closed connection, or the handler cancelled
+            upstream.disconnected.set()
+
+    return reply
+
+
+async def test_a_line_that_never_ends_is_cut_off_at_the_bound(
+    upstream: Upstream, translator: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(openai_compat.SSEDecoder, "MAX_EVENT_BYTES", 64 * 1024)
+    upstream.then(endless_line(upstream))
+    got: list[ChatChunk] = []
+    with pytest.raises(MalformedUpstreamError, match="longer than 65536 bytes") as caught:
+        await asyncio.wait_for(drain(translator, got), 10)
+    assert caught.value.status == 502
+    assert [c.choices[0].delta.content for c in got] == ["first"]
+    await asyncio.wait_for(upstream.disconnected.wait(), 5)
+
+
+def feed_all(decoder: openai_compat.SSEDecoder, pieces: list[bytes]) -> list[bytes]:
+    events = [e for piece in pieces for e in decoder.feed(piece)]
+    return [e.data for e in events + decoder.close()]
+
+
+def whole(wire: bytes) -> list[bytes]:
+    return [wire]
+
+
+def bytewise(wire: bytes) -> list[bytes]:
+    return [wire[i : i + 1] for i in range(len(wire))]
+
+
+def in_pieces_of_7(wire: bytes) -> list[bytes]:
+    return [wire[i : i + 7] for i in range(0, len(wire), 7)]
+
+
+SPLITS = [whole, bytewise, in_pieces_of_7]
+BOUND = 40
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize(
+    ("wire", "first"),
+    [
+        (b"data: " + b"x" * BOUND + b"\n\ndata: next\n\n", b"x" * BOUND),
+        (b"data: " + b"x" * 19 + b"\ndata: " + b"y" * 20 + b"\n\ndata: next\n\n", None),
+        (b"event: e\ndata:" + b"z" * BOUND + b"\n\ndata: next\n\n", b"z" * BOUND),
+        (b"data: " + b"x" * BOUND, b"x" * BOUND),  # ended by the end of the body
+    ],
+    ids=["one-line", "two-lines", "no-space", "unterminated"],
+)
+def test_an_event_of_exactly_the_bound_is_read(
+    wire: bytes, first: bytes | None, newline: bytes, split: Callable[[bytes], list[bytes]]
+) -> None:
+    data = feed_all(openai_compat.SSEDecoder(BOUND), split(wire.replace(b"\n", newline)))
+    assert data[0] == (first or b"x" * 19 + b"\n" + b"y" * 20)
+    assert len(data[0]) == BOUND
+    assert data[1:] == ([b"next"] if wire.endswith(b"next\n\n") else [])
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"data: " + b"x" * (BOUND + 1) + b"\n\n",
+        b"data: " + b"x" * 20 + b"\ndata: " + b"y" * 20 + b"\n\n",
+        b"data:" + b"z" * (BOUND + 1) + b"\n\n",
+        b"data: a\n" * 100,  # many lines, never a blank one
+        b"data: " + b"x" * 100,  # a line that never ends
+        b": " + b"c" * 100,  # a comment that never ends
+    ],
+    ids=["one-line", "two-lines", "no-space", "many-lines", "endless-line", "endless-comment"],
+)
+def test_an_event_over_the_bound_is_malformed(
+    wire: bytes, newline: bytes, split: Callable[[bytes], list[bytes]]
+) -> None:
+    decoder = openai_compat.SSEDecoder(BOUND)
+    with pytest.raises(MalformedUpstreamError, match="longer than 40 bytes"):
+        feed_all(decoder, split(wire.replace(b"\n", newline)))
+
+
+def test_the_default_bound_is_8_mib() -> None:
+    assert openai_compat.SSEDecoder.MAX_EVENT_BYTES == 8 * 1024 * 1024
+    big = b"data: " + b"x" * (8 * 1024 * 1024) + b"\n\n"
+    assert [len(d) for d in feed_all(openai_compat.SSEDecoder(), in_pieces_of_64k(big))] == [
+        8 * 1024 * 1024
+    ]
+    with pytest.raises(MalformedUpstreamError):
+        feed_all(openai_compat.SSEDecoder(), in_pieces_of_64k(big[:-2] + b"x\n\n"))
+
+
+def in_pieces_of_64k(wire: bytes) -> list[bytes]:
+    return [wire[i : i + 65536] for i in range(0, len(wire), 65536)]
+
+
+async def test_an_upstream_quoting_our_key_does_not_show_it_to_the_client(
+    upstream: Upstream, translator: Translator
+) -> None:
+    async def quoting(request: web.Request) -> web.StreamResponse:
+        said = f"Header {request.headers['Authorization']} is not for this model"
+        return web.json_response({"error": {"message": said, "type": "x"}}, status=400)
+
+    upstream.then(quoting)
+    with pytest.raises(UpstreamStatusError) as caught:
+        await translator.complete(request(), "up")
+    assert upstream.headers[0]["Authorization"] == "Bearer sk-test"
+    assert caught.value.status == 400
+    assert caught.value.message == "Header [redacted] is not for this model"
