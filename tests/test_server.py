@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
+import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
+from unittest import mock
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.http_exceptions import ContentLengthError
+from aiohttp.streams import StreamReader
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from plugins.echo import MATRIX as ECHO_MATRIX
 from plugins.echo import EchoBackend
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
 from translator.config import ConfigError, parse_config
-from translator.errors import UpstreamStatusError
+from translator.errors import InvalidRequestError, UpstreamStatusError
 from translator.model import ChatChunk, ChatRequest, ChatResponse, TextPart, UserMessage
 from translator.plugins import get_plugin_manager
 from translator.server import TRANSLATOR, create_app, serving
+from translator.server.chat import read_body
 from translator.streaming import ChunkStream
 
 HELLO = {"model": "echo", "messages": [{"role": "user", "content": "Hello"}]}
@@ -404,6 +410,71 @@ async def test_chunked_body_over_the_limit_is_a_413(client_for: AppFactory) -> N
     assert response.status == 413
 
 
+@pytest.mark.parametrize(
+    ("encoding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress)]
+)
+async def test_a_compressed_json_body_is_read_whole(
+    client_for: AppFactory, encoding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    client = await client_for()
+    long_hello = {**HELLO, "messages": [{"role": "user", "content": "Hello " * 200}]}
+    body = compress(json.dumps(long_hello).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    response = await client.post("/v1/chat/completions", data=body, headers=headers)
+    assert response.status == 200
+    reply = await response.json()
+    assert reply["choices"][0]["message"]["content"] == "Hello " * 200
+
+
+async def test_a_compressed_body_over_the_limit_once_decoded_is_a_413(
+    client_for: AppFactory,
+) -> None:
+    client = await client_for("[server.limits]\nmax_body_bytes = 200")
+    big = {**HELLO, "messages": [{"role": "user", "content": "x" * 5000}]}
+    body = gzip.compress(json.dumps(big).encode())
+    assert len(body) < 200
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = await client.post("/v1/chat/completions", data=body, headers=headers)
+    assert response.status == 413
+
+
+async def test_a_body_that_does_not_decode_is_a_400(
+    client_for: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await client_for()
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = await client.post("/v1/chat/completions", data=b"not gzip at all", headers=headers)
+    assert response.status == 400
+    assert (await error_of(response))["code"] == "invalid_body"
+    assert "Traceback" not in caplog.text
+    assert (await client.post("/v1/chat/completions", json=HELLO)).status == 200
+    assert all(r.levelno < logging.ERROR for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "end"),
+    [(None, None), (None, ConnectionResetError("Connection lost")), ("gzip", None)],
+    ids=["shorter-than-announced", "client-gone", "decoded-stream-cut"],
+)
+async def test_a_body_cut_short_is_a_400(encoding: str | None, end: Exception | None) -> None:
+    protocol = mock.Mock(_reading_paused=False)
+    payload = StreamReader(protocol, 2**16, loop=asyncio.get_running_loop())
+    payload.feed_data(b'{"model": "echo", ')
+    if end is None and encoding:
+        end = ContentLengthError("Not enough data to satisfy content length header.")
+    if end is None:
+        payload.feed_eof()
+    else:
+        payload.set_exception(end)
+    headers = {"Content-Type": "application/json", "Content-Length": "100"}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    request = make_mocked_request("POST", "/v1/chat/completions", headers=headers, payload=payload)
+    with pytest.raises(InvalidRequestError) as caught:
+        await read_body(request, 1000)
+    assert (caught.value.status, caught.value.code) == (400, "invalid_body")
+
+
 async def test_too_many_messages_is_a_400_on_messages(client_for: AppFactory) -> None:
     client = await client_for("[server.limits]\nmax_messages = 2")
     many = {**HELLO, "messages": [{"role": "user", "content": "hi"}] * 3}
@@ -511,6 +582,20 @@ async def test_requests_are_logged_as_structured_events(
     assert fields["status"] == 200
     assert fields["model"] == "echo"
     assert fields["backend"] == "echo"
+
+
+async def test_a_model_name_cannot_forge_a_text_log_line(
+    client_for: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await client_for()
+    forged = "echo\nINFO translator.server request status=200 model=\u2028x"
+    with caplog.at_level(logging.INFO, logger="translator.server"):
+        await client.post("/v1/chat/completions", json={**HELLO, "model": forged})
+    record = next(r for r in caplog.records if getattr(r, "event", None) == "request")
+    line = logging.Formatter("%(message)s").format(record)
+    assert len(line.splitlines()) == 1
+    assert 'model="echo\\nINFO translator.server request status=200 model=\\u2028x"' in line
+    assert record.fields["model"] == forged  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("stream", [False, True])

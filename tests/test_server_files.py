@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from plugins.echo import EchoBackend
 from translator import Translator
 from translator.config import parse_config
+from translator.model import ChatRequest, ChatResponse, InputFilePart, UserMessage
 from translator.server import create_app
-from translator.stores import DiskFileStore
+from translator.stores import DiskFileStore, FileStore, MemoryFileStore
 
 Client = TestClient[Any, Any]
 
@@ -55,6 +56,7 @@ async def test_upload_returns_the_openai_file_object(client: Client) -> None:
     assert await content.read() == b"hello"
     assert content.headers["Content-Type"] == "text/plain"
     assert content.headers["Content-Disposition"] == 'attachment; filename="hello.txt"'
+    assert content.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_upload_without_a_file_or_purpose_names_the_missing_field(client: Client) -> None:
@@ -154,4 +156,108 @@ async def test_a_translator_built_elsewhere_is_given_the_file_store(tmp_path: Pa
             json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
         )
         assert (await reply.json())["choices"][0]["message"]["content"] == "hi"
+    await translator.aclose()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"no boundary at all"),
+        ("multipart/form-data; boundary=xx", b"--xx\r\nnot a header line\r\n\r\nx\r\n--xx--\r\n"),
+        (
+            "multipart/form-data; boundary=xx",
+            b'--xx\r\nContent-Disposition: form-data; name="file"; filename="'
+            + b"a" * 20000
+            + b'"\r\n\r\nx\r\n--xx--\r\n',
+        ),
+    ],
+    ids=["no-boundary", "bad-part-header", "long-part-header"],
+)
+async def test_a_malformed_upload_is_a_400(client: Client, content_type: str, body: bytes) -> None:
+    response = await client.post("/v1/files", data=body, headers={"Content-Type": content_type})
+    assert response.status == 400
+    error = await error_of(response)
+    assert error["type"] == "invalid_request_error"
+    assert "multipart" in error["message"]
+    assert (await (await client.get("/v1/files")).json())["data"] == []
+
+
+async def test_an_upload_announcing_more_than_the_limit_is_refused_before_it_is_read(
+    client: Client,
+) -> None:
+    body = b"--xx\r\n" + b"x" * (100 * 1024)
+    headers = {"Content-Type": "multipart/form-data; boundary=xx"}
+    response = await client.post("/v1/files", data=body, headers=headers)
+    assert response.status == 413
+    assert (await error_of(response))["param"] == "file"
+
+
+async def test_an_upload_past_the_stores_room_is_refused_while_it_is_read() -> None:
+    store = MemoryFileStore(max_bytes=8)
+    app = create_app(parse_config("[server.limits]\nmax_file_bytes = 1000"), files=store)
+    async with TestClient(TestServer(app)) as client:
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to judge by
+            yield b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+            yield b"y" * 500
+            yield b"\r\n--xx--\r\n"
+
+        headers = {"Content-Type": "multipart/form-data; boundary=xx"}
+        response = await client.post("/v1/files", data=chunked(), headers=headers)
+        assert response.status == 413
+        assert (await error_of(response))["code"] == "file_store_full"
+        assert store.used == 0
+
+
+class FileReader(EchoBackend):
+    """Answers with the content of each ``input_file`` it is sent, as the store gives it."""
+
+    def __init__(self, files: FileStore) -> None:
+        super().__init__()
+        self.files = files
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        response = self.answer(request)
+        ids = [
+            part.file_id
+            for message in request.messages
+            if isinstance(message, UserMessage) and not isinstance(message.content, str)
+            for part in message.content
+            if isinstance(part, InputFilePart)
+        ]
+        found = [await self.files.read(file_id) for file_id in ids]
+        response.choices[0].message.content = " ".join(
+            "missing" if f is None else f[2].decode() for f in found
+        )
+        return response
+
+
+@pytest.mark.parametrize("disk", [False, True], ids=["memory", "disk"])
+async def test_with_keys_each_caller_sees_only_its_own_files(tmp_path: Path, disk: bool) -> None:
+    store: FileStore = DiskFileStore(tmp_path) if disk else MemoryFileStore()
+    translator = Translator({"echo": FileReader(store)})
+    config = parse_config('[server]\napi_keys = ["k1", "k2"]')
+    app = create_app(config, translator=translator, files=store)
+    one = {"Authorization": "Bearer k1"}
+    two = {"Authorization": "Bearer k2"}
+    async with TestClient(TestServer(app)) as client:
+        mine = await (await client.post("/v1/files", data=form(b"one's"), headers=one)).json()
+        theirs = await (await client.post("/v1/files", data=form(b"two's"), headers=two)).json()
+        listed = await (await client.get("/v1/files", headers=one)).json()
+        assert [f["id"] for f in listed["data"]] == [mine["id"]]
+        assert "owner" not in listed["data"][0]
+        for method, path in [
+            ("GET", f"/v1/files/{theirs['id']}"),
+            ("GET", f"/v1/files/{theirs['id']}/content"),
+            ("DELETE", f"/v1/files/{theirs['id']}"),
+        ]:
+            response = await client.request(method, path, headers=one)
+            assert response.status == 404, (method, path)
+        content = await client.get(f"/v1/files/{theirs['id']}/content", headers=two)
+        assert await content.read() == b"two's"
+
+        parts = [{"type": "input_file", "file_id": f["id"]} for f in (mine, theirs)]
+        chat = {"model": "echo", "messages": [{"role": "user", "content": parts}]}
+        reply = await (await client.post("/v1/chat/completions", json=chat, headers=one)).json()
+        assert reply["choices"][0]["message"]["content"] == "one's missing"
     await translator.aclose()

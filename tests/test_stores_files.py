@@ -18,6 +18,7 @@ from translator.stores import (
     FileStore,
     FileStoreFullError,
     MemoryFileStore,
+    file_owner,
     is_file_id,
 )
 
@@ -234,3 +235,54 @@ async def test_disk_store_directory_is_created_on_first_write(tmp_path: Path) ->
     assert not directory.exists()
     await store.put("a", "text/plain", b"a", "assistants")
     assert directory.is_dir()
+
+
+async def test_an_owner_sees_only_its_own_files_and_no_owner_sees_all(store: FileStore) -> None:
+    with file_owner("key-a"):
+        mine = await store.put("a.txt", "text/plain", b"a", "assistants")
+    with file_owner("key-b"):
+        theirs = await store.put("b.txt", "text/plain", b"b", "assistants")
+    with file_owner("key-a"):
+        assert await store.list() == [mine]
+        assert await store.get(theirs.id) is None
+        assert await store.read(theirs.id) is None
+        assert await store.delete(theirs.id) is False
+        assert await store.read(mine.id) == ("a.txt", "text/plain", b"a")
+    assert {f.id for f in await store.list()} == {mine.id, theirs.id}  # single-tenant
+    assert await store.read(theirs.id) == ("b.txt", "text/plain", b"b")
+    with file_owner("key-b"):
+        assert await store.delete(theirs.id) is True
+    assert await store.list() == [mine]
+
+
+async def test_tasks_started_under_an_owner_read_as_that_owner(store: FileStore) -> None:
+    with file_owner("key-a"):
+        mine = await store.put("a.txt", "text/plain", b"a", "assistants")
+    with file_owner("key-b"):
+        found = await asyncio.gather(store.read(mine.id), store.get(mine.id))
+    assert found == [None, None]
+
+
+async def test_disk_files_without_an_owner_are_seen_only_without_one(
+    tmp_path: Path,
+) -> None:
+    store = DiskFileStore(tmp_path)
+    with file_owner("key-a"):
+        obj = await store.put("a.txt", "text/plain", b"a", "assistants")
+    meta = tmp_path / f"{obj.id}.json"
+    assert b"key-a" in meta.read_bytes()
+    assert "owner" not in msgspec.json.decode(msgspec.json.encode(obj))
+    written = msgspec.json.decode(meta.read_bytes())
+    del written["owner"]  # as written before files had owners
+    meta.write_bytes(msgspec.json.encode(written))
+    assert await store.get(obj.id) == obj
+    with file_owner("key-a"):
+        assert await store.get(obj.id) is None
+
+
+async def test_room_is_what_is_left_under_the_bound(tmp_path: Path) -> None:
+    for store in (MemoryFileStore(max_bytes=10), DiskFileStore(tmp_path, max_bytes=10)):
+        assert await store.room() == 10
+        await store.put("a", "text/plain", b"abcd", "assistants")
+        assert await store.room() == 6
+    assert await MemoryFileStore(max_bytes=None).room() is None

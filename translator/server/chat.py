@@ -7,7 +7,9 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from msgspec import UNSET
 
 from ..compat import Mode, Report
@@ -26,7 +28,15 @@ from .middleware import EXCHANGE, REQUEST_ID, Exchange
 from .routing import Router
 from .sse import SSEWriter
 
-__all__ = ["COMPAT_HEADER", "IGNORED_HEADER", "ChatHandler", "read_body"]
+__all__ = [
+    "BROKEN_BODY",
+    "COMPAT_HEADER",
+    "IGNORED_HEADER",
+    "ChatHandler",
+    "abandon_body",
+    "broken_body",
+    "read_body",
+]
 
 log = logging.getLogger("translator.server")
 
@@ -35,20 +45,58 @@ COMPAT_HEADER = "x-translator-compat"
 _MODES = {m.value: m for m in Mode}
 
 
+BROKEN_BODY: tuple[type[BaseException], ...] = (
+    asyncio.IncompleteReadError,
+    ConnectionResetError,
+    HttpProcessingError,
+    RequestPayloadError,
+)
+"""What reading a body raises when the client sent less than it announced, went
+away, or sent an encoding that does not decode."""
+
+
+def abandon_body(request: web.Request) -> None:
+    """Give up on a body that cannot be read: marked ended (else aiohttp drains it
+    after the answer, meets the same error and logs it as unhandled), and the
+    connection closed after the answer (its parser is past saving)."""
+    request.content.feed_eof()
+    exchange = request.get(EXCHANGE)
+    if exchange is not None:
+        exchange.close_connection = True
+
+
+def broken_body(request: web.Request) -> InvalidRequestError:
+    """The 400 for a body that could not be read whole (see :func:`abandon_body`)."""
+    abandon_body(request)
+    return InvalidRequestError(
+        "The request body could not be read whole: it ended before its declared length "
+        "or its Content-Encoding does not decode.",
+        code="invalid_body",
+    )
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refused with a 413 past ``limit`` bytes (before reading it, if it says)."""
+    """The whole body, refused with a 413 past ``limit`` bytes (before reading it, if it says).
+
+    A ``Content-Encoding`` body arrives decoded, so its Content-Length says
+    nothing of its size: it is read in pieces, the limit applied to what it
+    decodes to. A body cut short or badly encoded is a 400.
+    """
     length = request.content_length
-    if length is not None:
-        if length > limit:
-            raise PayloadTooLargeError(
-                f"The request body is {length} bytes; this server accepts at most {limit}."
-            )
-        return await request.content.readexactly(length) if length else b""
-    body = bytearray()
-    async for piece in request.content.iter_any():
-        body += piece
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"The request body is over the {limit} bytes allowed.")
+    if length is not None and length > limit:
+        raise PayloadTooLargeError(
+            f"The request body is {length} bytes; this server accepts at most {limit}."
+        )
+    try:
+        if length is not None and hdrs.CONTENT_ENCODING not in request.headers:
+            return await request.content.readexactly(length) if length else b""
+        body = bytearray()
+        async for piece in request.content.iter_any():
+            body += piece
+            if len(body) > limit:
+                raise PayloadTooLargeError(f"The request body is over the {limit} bytes allowed.")
+    except BROKEN_BODY:
+        raise broken_body(request) from None
     return bytes(body)
 
 

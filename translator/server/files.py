@@ -10,13 +10,18 @@ import msgspec
 from aiohttp import BodyPartReader, web
 
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
-from ..stores import FileObject, FileStore
+from ..stores import FileObject, FileStore, FileStoreFullError
+from .chat import BROKEN_BODY, abandon_body
 
 __all__ = ["PURPOSES", "FileHandlers"]
 
 _encoder = msgspec.json.Encoder()
 _MAX_LIST = 10_000
 _MAX_FIELD = 1024
+_OVERHEAD = 64 * 1024
+"""What a multipart body may carry beside the file: boundaries, part headers, fields."""
+_BAD_UPLOAD: tuple[type[BaseException], ...] = (*BROKEN_BODY, ValueError)
+"""What aiohttp's multipart reader raises for a body it cannot parse."""
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 """The purposes OpenAI's ``files.create`` takes."""
 
@@ -60,27 +65,28 @@ class FileHandlers:
                 status=415,
             )
         length = request.content_length
-        if length is not None and length > self.max_bytes + 64 * 1024:
+        if length is not None and length > self.max_bytes + _OVERHEAD:
             raise PayloadTooLargeError(
                 f"The upload is {length} bytes; this server accepts files of at most "
                 f"{self.max_bytes} bytes.",
                 param="file",
             )
-        upload: tuple[str, str, bytes] | None = None
-        purpose: str | None = None
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue  # a nested multipart is no field the API defines
-            if part.name == "file":
-                data = await self._read(part, self.max_bytes, "file")
-                content_type = part.headers.get("Content-Type", "application/octet-stream")
-                upload = (part.filename or "upload", content_type, data)
-            elif part.name == "purpose":
-                purpose = (await self._read(part, _MAX_FIELD, "purpose")).decode(errors="replace")
-                _check_purpose(purpose)  # before reading a file that would be refused
-            else:
-                await part.release()
+        room = await self.store.room()
+        if room is not None and length is not None and length > room + _OVERHEAD:
+            raise FileStoreFullError(
+                f"The upload is {length} bytes; the file store has room for {room} more; "
+                "delete files to make room.",
+                param="file",
+            )
+        try:
+            upload, purpose = await self._parts(request, room)
+        except _BAD_UPLOAD:
+            abandon_body(request)
+            raise InvalidRequestError(
+                "The upload is not a well-formed multipart/form-data body (a boundary in "
+                "Content-Type, then parts each with valid headers, within the size allowed).",
+                code="invalid_multipart",
+            ) from None
         if upload is None:
             raise InvalidRequestError("Missing required parameter: 'file'.", param="file")
         if purpose is None:
@@ -88,16 +94,26 @@ class FileHandlers:
         filename, content_type, data = upload
         return _json(await self.store.put(filename, content_type, data, purpose))
 
-    @staticmethod
-    async def _read(part: BodyPartReader, limit: int, name: str) -> bytes:
-        data = bytearray()
-        while chunk := await part.read_chunk():
-            data += chunk
-            if len(data) > limit:
-                raise PayloadTooLargeError(
-                    f"'{name}' is over {limit} bytes, the most this server accepts.", param=name
-                )
-        return bytes(data)
+    async def _parts(
+        self, request: web.Request, room: int | None
+    ) -> tuple[tuple[str, str, bytes] | None, str | None]:
+        """The ``file`` part and the ``purpose`` field; reading stops past the limits."""
+        upload: tuple[str, str, bytes] | None = None
+        purpose: str | None = None
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue  # a nested multipart is no field the API defines
+            if part.name == "file":
+                data = await _read(part, self.max_bytes, "file", room)
+                content_type = part.headers.get("Content-Type", "application/octet-stream")
+                upload = (part.filename or "upload", content_type, data)
+            elif part.name == "purpose":
+                purpose = (await _read(part, _MAX_FIELD, "purpose")).decode(errors="replace")
+                _check_purpose(purpose)  # before reading a file that would be refused
+            else:
+                await part.release()
+        return upload, purpose
 
     async def list(self, request: web.Request) -> web.Response:
         """Newest first (``order=asc`` for oldest first), ``after`` an id, ``limit`` at most."""
@@ -144,8 +160,29 @@ class FileHandlers:
         if found is None:
             raise _not_found(file_id)
         filename, content_type, data = found
-        headers = {"Content-Type": content_type, "Content-Disposition": _disposition(filename)}
+        headers = {
+            "Content-Type": content_type,
+            "Content-Disposition": _disposition(filename),
+            "X-Content-Type-Options": "nosniff",  # served as the type it was uploaded with
+        }
         return web.Response(body=data, headers=headers)
+
+
+async def _read(part: BodyPartReader, limit: int, name: str, room: int | None = None) -> bytes:
+    """A part's content, refused as soon as it is over ``limit`` (or the store's ``room``)."""
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > limit:
+            raise PayloadTooLargeError(
+                f"'{name}' is over {limit} bytes, the most this server accepts.", param=name
+            )
+        if room is not None and len(data) > room:
+            raise FileStoreFullError(
+                f"The file store has room for {room} more bytes; delete files to make room.",
+                param=name,
+            )
+    return bytes(data)
 
 
 def _check_purpose(purpose: str) -> None:

@@ -2,7 +2,8 @@
 
 Records logged through :func:`log_event` carry ``event`` and ``fields``
 attributes; :class:`JSONFormatter` writes them as one JSON object a line, and
-plain formatters see ``event key=value ...``.
+plain formatters see ``event key=value ...`` (a value with spaces, quotes or
+control characters quoted and escaped).
 """
 
 from __future__ import annotations
@@ -20,8 +21,26 @@ _encoder = msgspec.json.Encoder(enc_hook=str)
 def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
     """Log ``event`` with ``fields`` (ids, names, counts: never content)."""
     if logger.isEnabledFor(level):
-        text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        text = " ".join(f"{k}={_text(v)}" for k, v in fields.items() if v is not None)
         logger.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})
+
+
+def _text(value: Any) -> str:
+    """``value`` for a text log line: as is when plain; else quoted, with quotes,
+    backslashes and every control or line-breaking character escaped, so that no
+    value (a model name, a path) can end the line or forge another field."""
+    text = str(value)
+    if text.isprintable() and " " not in text and '"' not in text and text:
+        return text
+    return '"' + "".join(map(_escape, text)) + '"'
+
+
+def _escape(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    if char.isprintable():
+        return char
+    return char.encode("unicode_escape").decode("ascii")
 
 
 class JSONFormatter(logging.Formatter):

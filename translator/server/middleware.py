@@ -25,6 +25,7 @@ from ..errors import (
     PayloadTooLargeError,
     TranslatorError,
 )
+from ..stores import file_owner
 from .logs import log_event
 
 __all__ = [
@@ -52,6 +53,7 @@ class Exchange:
     __slots__ = (
         "allow_logging",
         "backend",
+        "close_connection",
         "ignored",
         "model",
         "request_id",
@@ -68,6 +70,8 @@ class Exchange:
         self.backend: str | None = None
         self.stream = False
         self.ignored: str | None = None
+        self.close_connection = False
+        """Set when the body could not be read: the connection is closed after the answer."""
 
 
 try:
@@ -147,7 +151,8 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
                         "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."
                     )
                 exchange.session_scope = scopes[key]
-            response = await handler(request)
+            with file_owner(exchange.session_scope):  # each key sees its own uploads
+                response = await handler(request)
         except TranslatorError as exc:
             response = error_response(exc)
         except web.HTTPException as exc:
@@ -169,6 +174,8 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
             )
         if not response.prepared:
             response.headers[REQUEST_ID] = rid
+            if exchange.close_connection:
+                response.force_close()
         log_event(
             log,
             logging.INFO,

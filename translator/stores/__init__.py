@@ -6,6 +6,7 @@ from .files import (
     FileStore,
     FileStoreFullError,
     MemoryFileStore,
+    file_owner,
     is_file_id,
     new_file_id,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "StreamRecorder",
     "Turn",
     "answer_message",
+    "file_owner",
     "is_file_id",
     "merge_history",
     "new_file_id",

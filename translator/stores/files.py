@@ -8,18 +8,28 @@ ship: :class:`MemoryFileStore` (bounded by total bytes) and
 Ids are ``file-`` and 24 hex digits. An id of any other shape is simply not
 found (``None`` / ``False``): it never reaches the file system, and ids that
 belong to someone else (an agent server's own file ids) can be told apart.
+
+Files have an owner: whoever is current (:func:`file_owner`) when one is
+put is recorded with it, and while an owner is current every method sees
+only that owner's files; with none current (the default) every file is
+seen. The server makes the caller's key scope current for each request, so
+that with API keys each caller sees its own uploads, in ``/v1/files`` and
+in the files its chat requests name.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
+import contextvars
 import logging
 import os
 import re
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +43,8 @@ __all__ = [
     "FileStore",
     "FileStoreFullError",
     "MemoryFileStore",
+    "current_owner",
+    "file_owner",
     "is_file_id",
     "new_file_id",
 ]
@@ -40,6 +52,28 @@ __all__ = [
 log = logging.getLogger("translator.stores")
 
 _ID = re.compile(r"file-[0-9a-f]{24}")
+_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar("file_owner", default=None)
+
+
+@contextlib.contextmanager
+def file_owner(owner: str | None) -> Iterator[None]:
+    """Within the block (and the tasks it starts), stores keep and see ``owner``'s files only."""
+    token = _OWNER.set(owner)
+    try:
+        yield
+    finally:
+        _OWNER.reset(token)
+
+
+def current_owner() -> str | None:
+    """The owner :func:`file_owner` made current, or None (every file is seen)."""
+    return _OWNER.get()
+
+
+def _sees(owner: str | None) -> bool:
+    """Whether the current owner may see a file kept for ``owner``."""
+    current = _OWNER.get()
+    return current is None or current == owner
 
 
 class FileObject(msgspec.Struct):
@@ -72,7 +106,8 @@ def is_file_id(file_id: str) -> bool:
 
 
 class FileStore(abc.ABC):
-    """Where uploaded files live. Unknown or malformed ids are not found, never an error."""
+    """Where uploaded files live. Unknown or malformed ids, and other owners' files
+    (see :func:`file_owner`), are not found, never an error."""
 
     @abc.abstractmethod
     async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
@@ -93,6 +128,11 @@ class FileStore(abc.ABC):
     @abc.abstractmethod
     async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
         """``(filename, content_type, data)``, or None."""
+
+    async def room(self) -> int | None:
+        """Bytes of content the store can still take, None when unbounded (a hint:
+        ``put`` decides)."""
+        return None
 
 
 def _check_room(size: int, used: int, limit: int | None) -> None:
@@ -117,48 +157,58 @@ class MemoryFileStore(FileStore):
         self.max_bytes = max_bytes
         self.used = 0
         # Insertion order is upload order: reversed, it is newest first.
-        self._files: dict[str, tuple[FileObject, bytes]] = {}
+        self._files: dict[str, tuple[FileObject, bytes, str | None]] = {}
 
     async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
         _check_room(len(data), self.used, self.max_bytes)
         obj = FileObject(
             new_file_id(), len(data), int(time.time()), filename, purpose, content_type=content_type
         )
-        self._files[obj.id] = (obj, data)
+        self._files[obj.id] = (obj, data, _OWNER.get())
         self.used += len(data)
         return obj
 
-    async def get(self, file_id: str) -> FileObject | None:
+    def _find(self, file_id: str) -> tuple[FileObject, bytes, str | None] | None:
         found = self._files.get(file_id)
+        return found if found is not None and _sees(found[2]) else None
+
+    async def get(self, file_id: str) -> FileObject | None:
+        found = self._find(file_id)
         return None if found is None else found[0]
 
     async def list(self, purpose: str | None = None) -> list[FileObject]:
         return [
             obj
-            for obj, _ in reversed(self._files.values())
-            if purpose is None or obj.purpose == purpose
+            for obj, _, owner in reversed(self._files.values())
+            if (purpose is None or obj.purpose == purpose) and _sees(owner)
         ]
 
     async def delete(self, file_id: str) -> bool:
-        found = self._files.pop(file_id, None)
+        found = self._find(file_id)
         if found is None:
             return False
+        del self._files[file_id]
         self.used -= found[0].bytes
         return True
 
     async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
-        found = self._files.get(file_id)
+        found = self._find(file_id)
         if found is None:
             return None
-        obj, data = found
+        obj, data, _ = found
         return obj.filename, obj.content_type, data
 
+    async def room(self) -> int | None:
+        return None if self.max_bytes is None else max(0, self.max_bytes - self.used)
 
-class _Record(msgspec.Struct):
-    """A metadata file: the file object, and the upload time to the nanosecond (for order)."""
+
+class _Record(msgspec.Struct, omit_defaults=True):
+    """A metadata file: the file object, the upload time to the nanosecond (for
+    order), and the owner it was put for (never shown to clients)."""
 
     file: FileObject
     created_ns: int
+    owner: str | None = None
 
 
 _record_encoder = msgspec.json.Encoder()
@@ -203,7 +253,7 @@ class DiskFileStore(FileStore):
         paths = self._paths(obj.id)
         assert paths is not None
         try:
-            meta = _record_encoder.encode(_Record(obj, ns))
+            meta = _record_encoder.encode(_Record(obj, ns, _OWNER.get()))
             await asyncio.to_thread(self._write, paths, data, meta)
         except BaseException:
             if self._used is not None:
@@ -216,18 +266,22 @@ class DiskFileStore(FileStore):
         if paths is None:
             return None
         record = await asyncio.to_thread(_load_record, paths[1])
-        return None if record is None else record.file
+        return None if record is None or not _sees(record.owner) else record.file
 
     async def list(self, purpose: str | None = None) -> list[FileObject]:
         records = await asyncio.to_thread(_scan, self.directory)
         records.sort(key=lambda r: r.created_ns, reverse=True)
-        return [r.file for r in records if purpose is None or r.file.purpose == purpose]
+        return [
+            r.file
+            for r in records
+            if (purpose is None or r.file.purpose == purpose) and _sees(r.owner)
+        ]
 
     async def delete(self, file_id: str) -> bool:
         paths = self._paths(file_id)
         if paths is None:
             return False
-        size = await asyncio.to_thread(_remove, paths)
+        size = await asyncio.to_thread(_remove, paths, _OWNER.get())
         if size is None:
             return False
         if self._used is not None:
@@ -238,11 +292,16 @@ class DiskFileStore(FileStore):
         paths = self._paths(file_id)
         if paths is None:
             return None
-        found = await asyncio.to_thread(_load_both, paths)
+        found = await asyncio.to_thread(_load_both, paths, _OWNER.get())
         if found is None:
             return None
         record, data = found
         return record.file.filename, record.file.content_type, data
+
+    async def room(self) -> int | None:
+        if self.max_bytes is None:
+            return None
+        return max(0, self.max_bytes - await self._usage())
 
     # -- blocking helpers (run in a worker thread) ------------------------------
 
@@ -294,9 +353,13 @@ def _load_record(path: Path) -> _Record | None:
         return None
 
 
-def _load_both(paths: tuple[Path, Path]) -> tuple[_Record, bytes] | None:
+def _visible(record: _Record | None, owner: str | None) -> bool:
+    return record is not None and (owner is None or record.owner == owner)
+
+
+def _load_both(paths: tuple[Path, Path], owner: str | None) -> tuple[_Record, bytes] | None:
     record = _load_record(paths[1])
-    if record is None:
+    if record is None or not _visible(record, owner):
         return None
     try:
         return record, paths[0].read_bytes()
@@ -304,9 +367,12 @@ def _load_both(paths: tuple[Path, Path]) -> tuple[_Record, bytes] | None:
         return None
 
 
-def _remove(paths: tuple[Path, Path]) -> int | None:
-    """Remove a file, metadata first; its size, or None when it was not there."""
+def _remove(paths: tuple[Path, Path], owner: str | None) -> int | None:
+    """Remove ``owner``'s file (any, for None), metadata first; its size, or None
+    when it was not there (or is another's)."""
     record = _load_record(paths[1])
+    if owner is not None and not _visible(record, owner):
+        return None
     try:
         paths[1].unlink()
     except FileNotFoundError:
