@@ -20,6 +20,7 @@ from translator.model import Usage
 from translator.openai import encode_response
 from translator.plugins import get_plugin_manager
 from translator.stores import MemoryFileStore
+from translator.stores.files import file_owner
 
 from .vlm_agent_server import AgentJob, FakeAgentServer
 
@@ -213,6 +214,26 @@ async def test_an_uploaded_file_reaches_the_agent_by_its_agent_id_uploaded_once(
     # Pure translation now knows the agent's id too.
     native = translator.translate_request(body(messages=file_message(ours.id)), "vlm-agent")
     assert msgspec.json.decode(native)["inputs"] == {"file_1": agent_file}
+
+
+async def test_one_callers_uploaded_file_is_never_resolved_for_another(
+    agent: tuple[FakeAgentServer, TestServer], make: Make
+) -> None:
+    fake, _ = agent
+    store = MemoryFileStore()
+    with file_owner("alice"):
+        ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants")
+    translator = make(files=store)
+    with file_owner("alice"):
+        await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
+    with file_owner("bob"), pytest.raises(TranslatorError) as refused:
+        # Bob knows the id but not the file: it goes to the agent as the agent's
+        # own id, never as Alice's upload, and the agent does not know it.
+        await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
+    assert ours.id in refused.value.message
+    assert len(fake.uploads) == 1
+    (alice,) = fake.executed
+    assert alice["inputs"] == {"file_1": {"type": "input_file", "file_id": fake.uploads[0].id}}
 
 
 async def test_concurrent_requests_share_one_upload(

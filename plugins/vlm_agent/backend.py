@@ -39,7 +39,7 @@ from translator.errors import (
 )
 from translator.http import UPSTREAM_AUTH_CODE, BoundClient
 from translator.model import ChatChunk, ChatRequest, ChatResponse
-from translator.stores.files import is_file_id
+from translator.stores.files import current_owner, is_file_id
 from translator.streaming import chunks_from_response
 
 from .answer import timed_out, to_response
@@ -55,6 +55,9 @@ from .wire import (
     error_message,
     multipart_file,
 )
+
+_FileKey = tuple[str | None, str]
+"""(the file's owner, our file id): agent ids are cached per owner."""
 
 __all__ = ["DEFAULT_BASE_URL", "Options", "VlmAgentBackend"]
 
@@ -138,8 +141,10 @@ class VlmAgentBackend(Backend):
         self._files_url = f"{base}/files"
         self._auth: dict[str, str] = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._json_headers = {**self._auth, "Content-Type": "application/json"}
-        self._agent_files: dict[str, str] = {}
-        self._uploads: dict[str, asyncio.Future[str | None]] = {}
+        # Keyed by (file owner, our id): with API keys, one caller's upload is
+        # never resolved for another, whatever ids they know.
+        self._agent_files: dict[_FileKey, str] = {}
+        self._uploads: dict[_FileKey, asyncio.Future[str | None]] = {}
 
     # -- translation ----------------------------------------------------------
 
@@ -151,7 +156,7 @@ class VlmAgentBackend(Backend):
         """The execute body; :class:`NeedsIOError` if a file must be uploaded first."""
         if self.files is not None:  # without a file store, no file can need uploading
             for file_id, param in file_ids(request).items():
-                if file_id not in self._agent_files and is_file_id(file_id):
+                if (current_owner(), file_id) not in self._agent_files and is_file_id(file_id):
                     raise NeedsIOError(
                         f"The file '{file_id}' must be uploaded to the agent server first.",
                         param=param,
@@ -160,7 +165,7 @@ class VlmAgentBackend(Backend):
         execute = build_execute(
             request,
             model=options.models.get(request.model, options.default_model),
-            agent_files=self._agent_files,
+            agent_files=self._visible(),
             toolsets=options.toolsets,
             backend=self.name,
         )
@@ -315,40 +320,48 @@ class VlmAgentBackend(Backend):
         if error.status not in _UNKNOWN_FILE_STATUSES:
             return {}
         stale: dict[str, str] = {}
+        owner = current_owner()
         for ours in ids:
-            agent_id = self._agent_files.get(ours)
+            agent_id = self._agent_files.get((owner, ours))
             if agent_id is not None and _names(error.message, agent_id):
                 stale[ours] = agent_id
         return stale
 
     def _forget(self, stale: Mapping[str, str]) -> None:
         """Drop cached agent ids (unless another request has already replaced them)."""
+        owner = current_owner()
         for ours, agent_id in stale.items():
-            if self._agent_files.get(ours) == agent_id:
-                del self._agent_files[ours]
+            if self._agent_files.get((owner, ours)) == agent_id:
+                del self._agent_files[owner, ours]
 
     async def _resolve(self, ids: Mapping[str, str]) -> Mapping[str, str]:
         """Our file ids -> the agent's, uploading what the agent has not seen."""
-        todo = [i for i in ids if i not in self._agent_files and self.files is not None]
+        owner = current_owner()
+        todo = [i for i in ids if (owner, i) not in self._agent_files and self.files is not None]
         if todo:
-            await asyncio.gather(*(self._agent_file(i) for i in todo))
-        return self._agent_files
+            await asyncio.gather(*(self._agent_file((owner, i)) for i in todo))
+        return self._visible()
 
-    async def _agent_file(self, file_id: str) -> str | None:
-        """The agent's id for our ``file_id``, None when our store does not know it."""
-        upload = self._uploads.get(file_id)
+    def _visible(self) -> dict[str, str]:
+        """Our ids -> the agent's, for the files the current caller owns."""
+        owner = current_owner()
+        return {ours: agent for (who, ours), agent in self._agent_files.items() if who == owner}
+
+    async def _agent_file(self, key: _FileKey) -> str | None:
+        """The agent's id for our file ``key``, None when our store does not know it."""
+        upload = self._uploads.get(key)
         if upload is None:
-            upload = asyncio.ensure_future(self._upload(file_id))
-            self._uploads[file_id] = upload
-            upload.add_done_callback(functools.partial(self._uploaded, file_id))
+            upload = asyncio.ensure_future(self._upload(key[1]))
+            self._uploads[key] = upload
+            upload.add_done_callback(functools.partial(self._uploaded, key))
         return await asyncio.shield(upload)
 
-    def _uploaded(self, file_id: str, upload: asyncio.Future[str | None]) -> None:
-        self._uploads.pop(file_id, None)
+    def _uploaded(self, key: _FileKey, upload: asyncio.Future[str | None]) -> None:
+        self._uploads.pop(key, None)
         if not upload.cancelled() and upload.exception() is None:
             agent_id = upload.result()
             if agent_id is not None:
-                self._agent_files[file_id] = agent_id
+                self._agent_files[key] = agent_id
 
     async def _upload(self, file_id: str) -> str | None:
         assert self.files is not None
