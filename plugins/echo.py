@@ -15,8 +15,7 @@ import msgspec
 
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.compat import Matrix, Treatment, supported
-from translator.compat.matrix import REQUEST_FIELDS
+from translator.compat import REQUEST_FIELDS, ROLES, Matrix, Treatment, supported
 from translator.model import (
     ChatChunk,
     ChatRequest,
@@ -46,10 +45,7 @@ _KINDS = {
 
 _ROWS = [
     *(supported(f, "echoed back") for f in REQUEST_FIELDS),
-    *(
-        supported(f"role.{r}", "counted in the prompt")
-        for r in ("system", "developer", "user", "assistant", "tool", "function")
-    ),
+    *(supported(f"role.{r}", "counted in the prompt") for r in ROLES),
     *(supported(f"content.{t}", "counted in the answer") for t in ("text", "refusal", *_KINDS)),
 ]
 MATRIX = Matrix("echo", _ROWS, unknown=Treatment.IGNORED)

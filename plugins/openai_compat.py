@@ -64,6 +64,7 @@ from translator.backend import (
 )
 from translator.compat import (
     REQUEST_FIELDS,
+    ROLES,
     Matrix,
     Rule,
     Treatment,
@@ -126,10 +127,7 @@ _ROWS: list[Rule] = [
         for f in REQUEST_FIELDS
     ),
     *_VLMRUN_PARTS,
-    *(
-        supported(f"role.{r}", "passed through")
-        for r in ("system", "developer", "user", "assistant", "tool", "function")
-    ),
+    *(supported(f"role.{r}", "passed through") for r in ROLES),
     *(
         supported(f"content.{t}", "passed through")
         for t in ("text", "image_url", "input_audio", "file", "refusal")

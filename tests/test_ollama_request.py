@@ -9,7 +9,7 @@ import pytest
 
 from plugins.ollama import MATRIX, OllamaBackend
 from translator import Translator
-from translator.compat import REQUEST_FIELDS, Treatment
+from translator.compat import PART_TYPES, REQUEST_FIELDS, ROLES, Treatment
 from translator.errors import (
     FetchRefusedError,
     InvalidRequestError,
@@ -63,19 +63,7 @@ def image(url: str) -> dict[str, Any]:
 
 
 def test_the_matrix_names_every_field_role_and_part() -> None:
-    roles = ("system", "developer", "user", "assistant", "tool", "function")
-    parts = (
-        "text",
-        "image_url",
-        "input_audio",
-        "file",
-        "refusal",
-        "input_file",
-        "video_url",
-        "audio_url",
-        "file_url",
-    )
-    wanted = {*REQUEST_FIELDS, *(f"role.{r}" for r in roles), *(f"content.{p}" for p in parts)}
+    wanted = {*REQUEST_FIELDS, *(f"role.{r}" for r in ROLES), *(f"content.{p}" for p in PART_TYPES)}
     assert wanted <= MATRIX.fields()
     assert all(rule.reason.strip() for rule in MATRIX.rules)
     assert MATRIX.treatment("session_id") is Treatment.EMULATED

@@ -26,7 +26,7 @@ from typing import Literal
 import msgspec
 
 from .backend import Backend, BackendContext, BackendFactory, BackendSettings
-from .compat import REQUEST_FIELDS, Matrix, Rule, Treatment, supported
+from .compat import PART_TYPES, REQUEST_FIELDS, ROLES, Matrix, Rule, Treatment, supported
 from .hookspecs import hookimpl
 from .model import ChatChunk, ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
 from .openai import encode_request, new_completion_id, now
@@ -35,18 +35,6 @@ from .tokens import estimate_tokens
 
 __all__ = ["PART_TYPES", "ROLES", "MockBackend", "MockCall", "MockFactory", "supports_everything"]
 
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-PART_TYPES = (
-    "text",
-    "image_url",
-    "input_audio",
-    "file",
-    "refusal",
-    "input_file",
-    "video_url",
-    "audio_url",
-    "file_url",
-)
 
 _response_decoder = msgspec.json.Decoder(ChatResponse)
 
