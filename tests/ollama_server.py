@@ -21,14 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aioresponses import aioresponses
 
-__all__ = ["PNG", "FakeOllama", "ImageHost", "Script", "mock_http"]
-
-
-def mock_http() -> aioresponses:
-    """``aioresponses()``; tests/conftest.py makes it work with the installed aiohttp."""
-    return aioresponses()
+__all__ = ["PNG", "FakeOllama", "ImageHost", "Script"]
 
 
 def _png() -> bytes:

@@ -13,9 +13,9 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from plugins.echo import MATRIX as ECHO_MATRIX
+from tests.sdk_client import SDK
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
 from translator.config import parse_config
@@ -137,44 +137,6 @@ async def base_url(recorder_plugin: RecorderPlugin) -> AsyncIterator[str]:
     app = create_app(parse_config(CONFIG), plugin_manager=pm)
     async with serving(app) as root:
         yield f"{root}/v1/openai"
-
-
-class SDK:
-    """One of the two official clients, called the same way from async tests."""
-
-    def __init__(self, kind: str, base_url: str) -> None:
-        self.kind = kind
-        self.sync = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
-        self.async_ = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
-
-    async def call(self, path: str, *args: Any, **kwargs: Any) -> Any:
-        """``path`` like ``chat.completions.create`` on the chosen client."""
-        if self.kind == "async":
-            target: Any = self.async_
-            for name in path.split("."):
-                target = getattr(target, name)
-            return await target(*args, **kwargs)
-        target = self.sync
-        for name in path.split("."):
-            target = getattr(target, name)
-        return await asyncio.to_thread(target, *args, **kwargs)
-
-    async def chat(self, **kwargs: Any) -> ChatCompletion:
-        result: ChatCompletion = await self.call("chat.completions.create", **kwargs)
-        return result
-
-    async def stream(self, **kwargs: Any) -> list[ChatCompletionChunk]:
-        """A whole stream, read to the end."""
-        if self.kind == "async":
-            stream = await self.async_.chat.completions.create(stream=True, **kwargs)
-            return [chunk async for chunk in stream]
-        return await asyncio.to_thread(
-            lambda: list(self.sync.chat.completions.create(stream=True, **kwargs))
-        )
-
-    async def aclose(self) -> None:
-        await self.async_.close()
-        await asyncio.to_thread(self.sync.close)
 
 
 @pytest.fixture(params=["sync", "async"])

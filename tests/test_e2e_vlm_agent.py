@@ -3,7 +3,6 @@ a loopback agent server that runs jobs (execute, then poll) the way VLM Run's do
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +11,7 @@ import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.sdk_client import SDK
 from tests.vlm_agent_server import FakeAgentServer
 from translator.config import parse_config
 from translator.plugins import get_plugin_manager
@@ -85,39 +85,9 @@ async def base_url(agent_url: str) -> AsyncIterator[str]:
         yield f"{root}/v1/openai"
 
 
-class SDK:
-    """The sync (in a thread) or the async official client, called alike."""
-
-    def __init__(self, kind: str, base_url: str) -> None:
-        self.kind = kind
-        key = "<VLMRUN_API_KEY>"
-        self.sync = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
-        self.async_ = openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0)
-
-    async def call(self, path: str, *args: Any, **kwargs: Any) -> Any:
-        target: Any = self.async_ if self.kind == "async" else self.sync
-        for name in path.split("."):
-            target = getattr(target, name)
-        if self.kind == "async":
-            return await target(*args, **kwargs)
-        return await asyncio.to_thread(target, *args, **kwargs)
-
-    async def stream(self, **kwargs: Any) -> list[Any]:
-        if self.kind == "async":
-            stream = await self.async_.chat.completions.create(stream=True, **kwargs)
-            return [chunk async for chunk in stream]
-        return await asyncio.to_thread(
-            lambda: list(self.sync.chat.completions.create(stream=True, **kwargs))
-        )
-
-    async def aclose(self) -> None:
-        await self.async_.close()
-        await asyncio.to_thread(self.sync.close)
-
-
 @pytest.fixture(params=["sync", "async"])
 async def sdk(request: pytest.FixtureRequest, base_url: str) -> AsyncIterator[SDK]:
-    client = SDK(request.param, base_url)
+    client = SDK(request.param, base_url, api_key="<VLMRUN_API_KEY>")
     yield client
     await client.aclose()
 

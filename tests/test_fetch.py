@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
+from aioresponses import aioresponses
 
-from tests.ollama_server import PNG, ImageHost, mock_http
+from tests.ollama_server import PNG, ImageHost
 from translator.errors import FetchRefusedError
 from translator.fetch import (
     Allow,
@@ -171,7 +172,7 @@ async def test_redirects_are_limited(host: tuple[ImageHost, TestServer]) -> None
     ],
 )
 async def test_unsafe_urls_are_refused_before_any_request(target: str) -> None:
-    with mock_http() as mocked:  # nothing may leave the machine, even if the guard fails
+    with aioresponses() as mocked:  # nothing may leave the machine, even if the guard fails
         await refused(MediaFetcher(), target)
         assert not mocked.requests
 
