@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -432,7 +431,7 @@ def decode_response(body: bytes, *, model: str, backend: str = PLUGIN) -> ChatRe
         message = choice.get("message")
         for call in _dicts(message.get("tool_calls") if isinstance(message, dict) else None):
             call.setdefault("type", "function")
-            call.setdefault("id", "call_" + os.urandom(12).hex())
+            call.setdefault("id", new_completion_id("call_"))
     response: ChatResponse = _convert(obj, ChatResponse, backend)
     return response
 

@@ -225,8 +225,7 @@ class Translator:
         """Answer a request as a stream of chunks, natively or emulated (``session_scope``
         as for :meth:`complete`)."""
         request = _request(body)
-        options = request.stream_options
-        include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
+        include_usage = request.wants_usage
         request, report, target, session_id, retain = self._prepare(request, backend, mode)
         turn = echo = None
         if session_id is not None:

@@ -154,8 +154,7 @@ class MockBackend(Backend):
             script = self._streams.popleft()
         else:
             script = _StreamScript([self.default_text], None, True)
-        options = request.stream_options
-        include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
+        include_usage = request.wants_usage
         stream = ChunkStream(request.model)
         texts: list[str] = []
         for piece in script.pieces:

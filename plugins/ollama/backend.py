@@ -6,8 +6,6 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Mapping
 
-from msgspec import UNSET
-
 from translator.backend import Backend
 from translator.compat import Matrix
 from translator.errors import MalformedUpstreamError
@@ -117,10 +115,8 @@ class OllamaBackend(Backend):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         body = await self._body(request, stream=True)
-        options = request.stream_options
-        include_usage = options is not None and options is not UNSET and options.include_usage
         lines = LineTranslator(
-            ChunkStream(request.model), include_usage=include_usage is True, backend=self.name
+            ChunkStream(request.model), include_usage=request.wants_usage, backend=self.name
         )
         async with self._http.stream(
             "POST",

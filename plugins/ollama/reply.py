@@ -8,7 +8,6 @@ comes from ``prompt_eval_count`` and ``eval_count``. Each tool call gets an id
 
 from __future__ import annotations
 
-from random import randbytes
 from time import time
 
 import msgspec
@@ -28,6 +27,7 @@ from translator.model import (
     ToolCallDelta,
     Usage,
 )
+from translator.openai import new_completion_id
 from translator.streaming import ChunkStream
 
 from . import native
@@ -49,13 +49,8 @@ def error_message(body: bytes) -> str | None:
     return _error_decoder.decode(body).error
 
 
-def _completion_id() -> str:
-    """A fresh ``chatcmpl-`` id: unique, not secret, so no system call for it."""
-    return "chatcmpl-" + randbytes(12).hex()
-
-
 def _call_id(call: native.ToolCall) -> str:
-    return call.id if isinstance(call.id, str) and call.id else "call_" + randbytes(12).hex()
+    return call.id if isinstance(call.id, str) and call.id else new_completion_id("call_")
 
 
 def _finish(line: native.ChatLine, called: bool) -> FinishReason:
@@ -102,7 +97,9 @@ def decode_reply(body: bytes, *, model: str, backend: str = "ollama") -> ChatRes
         finish = "length" if line.done_reason == "length" else "stop"
     prompt, completion = line.prompt_eval_count, line.eval_count
     usage = Usage(prompt, completion, prompt + completion)
-    return ChatResponse(_completion_id(), int(time()), model, [Choice(0, message, finish)], usage)
+    return ChatResponse(
+        new_completion_id(), int(time()), model, [Choice(0, message, finish)], usage
+    )
 
 
 _NO_MESSAGE = native.ReplyMessage()

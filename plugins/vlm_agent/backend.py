@@ -217,8 +217,7 @@ class VlmAgentBackend(Backend):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """The whole answer as chunks (the agent does not stream)."""
-        options = request.stream_options
-        include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
+        include_usage = request.wants_usage
         response = await self.complete(request)
         for chunk in chunks_from_response(response, include_usage=include_usage):
             yield chunk

@@ -199,6 +199,12 @@ class ChatRequest(Strict, dict=True):
         return self.stream is True
 
     @property
+    def wants_usage(self) -> bool:
+        """Whether a stream should end with a usage chunk (``stream_options.include_usage``)."""
+        options = self.stream_options
+        return isinstance(options, StreamOptions) and options.include_usage is True
+
+    @property
     def session(self) -> str | None:
         """The session id: top-level ``session_id``, else ``vlmrun.metadata.session_id``."""
         if isinstance(self.session_id, str):

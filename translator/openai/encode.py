@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
+from random import randbytes
 
 import msgspec
 
@@ -55,8 +55,8 @@ def encode_request(request: ChatRequest) -> bytes:
 
 
 def new_completion_id(prefix: str = "chatcmpl-") -> str:
-    """A fresh completion id, once per response or per stream."""
-    return prefix + os.urandom(12).hex()
+    """A fresh id (a completion, a stream, a tool call): unique, not secret, so no system call."""
+    return prefix + randbytes(12).hex()
 
 
 def now() -> int:
