@@ -24,7 +24,7 @@ from ..errors import ModelNotFoundError
 from ..stores import DiskFileStore, FileStore, MemoryFileStore, MemorySessionStore
 from .chat import ChatHandler
 from .files import FileHandlers
-from .middleware import Handler, edge_middleware, public
+from .middleware import Handler, edge_middleware, public, safe_headers
 from .routing import Router, listed_models
 
 __all__ = ["PREFIXES", "SETTINGS", "TRANSLATOR", "create_app"]
@@ -92,6 +92,7 @@ def create_app(
             raise ConfigError(str(exc)) from None
     router = _router(config, list(translator.backends))
     app = web.Application(middlewares=[edge_middleware(api_keys)])
+    app.on_response_prepare.append(safe_headers)
     app[TRANSLATOR] = translator
     app[SETTINGS] = settings
 

@@ -218,6 +218,10 @@ class ChatHandler:
         writer = SSEWriter()
         try:
             await writer.start(request, headers)
+        except BaseException:  # no stream began: the edge answers, or closes the connection
+            await stream.aclose()
+            raise
+        try:
             async with asyncio.timeout_at(when) as deadline:
                 if first is not None:
                     await writer.send(first)

@@ -4,6 +4,11 @@ Records logged through :func:`log_event` carry ``event`` and ``fields``
 attributes; :class:`JSONFormatter` writes them as one JSON object a line, and
 plain formatters see ``event key=value ...`` (a value with spaces, quotes or
 control characters quoted and escaped).
+
+Whatever logger a record comes from, no value in it can forge a line: the
+JSON format escapes it, and :class:`TextFormatter` (``--log-format text``)
+escapes every control or line-breaking character of the message (a
+traceback after it is written as is).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["JSONFormatter", "log_event", "setup_logging"]
+__all__ = ["JSONFormatter", "TextFormatter", "log_event", "setup_logging"]
 
 _encoder = msgspec.json.Encoder(enc_hook=str)
 
@@ -43,6 +48,19 @@ def _escape(char: str) -> str:
     return char.encode("unicode_escape").decode("ascii")
 
 
+class TextFormatter(logging.Formatter):
+    """``time level logger message``, one line a record whatever the message holds."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        if line.isprintable():
+            return line
+        return "".join(c if c.isprintable() else _escape(c) for c in line)
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, event and its fields."""
 
@@ -69,7 +87,7 @@ def setup_logging(level: int = logging.INFO, *, json: bool = False) -> None:
     if json:
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -4,6 +4,14 @@ Whatever goes wrong becomes an OpenAI error body with a fitting status: a
 :class:`~translator.errors.TranslatorError` as itself, aiohttp's own HTTP
 errors (unknown route, wrong method, body too large) translated, and anything
 unexpected a logged 500 that shows the client no traceback.
+
+Response headers are made safe in one place, :func:`safe_headers`, run as
+every response is prepared: a value holding a control character (a field
+name or a model the client sent, echoed back) has it percent-encoded, so no
+client data can break the header block. A failure once a response has begun
+to be prepared cannot be answered on that connection any more; the
+connection is closed instead, so the next request on it is never answered
+out of step.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ __all__ = [
     "error_response",
     "new_request_id",
     "public",
+    "safe_header_value",
+    "safe_headers",
 ]
 
 log = logging.getLogger("translator.server")
@@ -56,6 +66,7 @@ class Exchange:
         "close_connection",
         "ignored",
         "model",
+        "preparing",
         "request_id",
         "session_scope",
         "stream",
@@ -72,6 +83,8 @@ class Exchange:
         self.ignored: str | None = None
         self.close_connection = False
         """Set when the body could not be read: the connection is closed after the answer."""
+        self.preparing = False
+        """Set once a response to this request has begun to be prepared."""
 
 
 try:
@@ -91,6 +104,32 @@ def error_response(error: TranslatorError, headers: dict[str, str] | None = None
     return web.Response(
         status=error.status, body=error.to_json(), content_type="application/json", headers=headers
     )
+
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def safe_header_value(value: str) -> str:
+    """``value`` with every control character but tab percent-encoded (``\\n`` as
+    ``%0A``): what HTTP allows in a header value."""
+    if _UNSAFE.search(value) is None:
+        return value
+    return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", value)
+
+
+async def safe_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The ``on_response_prepare`` hook: every header value made safe, and the
+    request marked as answering (so a failure from here on closes the connection)."""
+    exchange = request.get(EXCHANGE)
+    if exchange is not None:
+        exchange.preparing = True
+    headers = response.headers
+    unsafe = {k for k, v in headers.items() if _UNSAFE.search(v) is not None}
+    for name in unsafe:
+        values = [safe_header_value(v) for v in headers.getall(name)]
+        del headers[name]
+        for v in values:
+            headers.add(name, v)
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> TranslatorError:
@@ -162,6 +201,10 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
                 extra_headers = {"Allow": ", ".join(sorted(exc.allowed_methods))}
             response = error_response(_from_http(exc, request), extra_headers)
         except Exception as exc:  # anything unexpected: logged here, a plain 500 for the client
+            if exchange.preparing:
+                # A response was being written: whatever reached the client cannot be
+                # followed by another answer on this connection. Close it.
+                request.protocol.force_close()
             if exchange.allow_logging:
                 log.exception("unexpected error request_id=%s", rid)
             else:
