@@ -10,8 +10,14 @@
     api_keys_env = "TRANSLATOR_API_KEYS"   # or api_keys = ["..."]
     compat = "strict"                      # default compat mode for every backend
     data_dir = "/var/lib/translator"       # uploaded files; in memory when unset
-    max_field_size = 32768                 # longest header name or value (bytes)
-    max_line_size = 32768                  # longest request line (bytes)
+    max_field_size = 8192                  # longest header name or value (bytes)
+    max_line_size = 8192                   # longest request line (bytes)
+    max_header_bytes = 32768               # whole request head (bytes)
+    header_timeout = 10.0                  # seconds to send a request head
+    body_timeout = 10.0                    # longest pause in a request body (seconds)
+    min_body_rate = 1024                   # bytes a second a body must average
+    keepalive_timeout = 15.0               # idle seconds before a connection is closed
+    max_connections = 1024                 # open connections; more are refused (503)
 
     [server.limits]
     max_body_bytes = 33554432
@@ -92,10 +98,22 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The compat mode for every backend; unset, each backend's own mode holds."""
     data_dir: str | None = None
     """Where uploaded files are kept; unset, they are kept in memory."""
-    max_line_size: Positive = 32 * 1024
-    """Longest request line (method, path and query) in bytes; longer is a 400."""
-    max_field_size: Positive = 32 * 1024
-    """Longest header name or value in bytes; longer is a 400."""
+    max_line_size: Positive = 8 * 1024
+    """Longest request line (method, path and query) in bytes; longer is a 431."""
+    max_field_size: Positive = 8 * 1024
+    """Longest header name or value in bytes; longer is a 431."""
+    max_header_bytes: Positive = 32 * 1024
+    """Longest request head (request line and every header) in bytes; longer is a 431."""
+    header_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    """Seconds from a request head's first byte to its end; slower is a 408."""
+    body_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    """Longest pause, in seconds, while a request body arrives; longer is a 408."""
+    min_body_rate: Positive = 1024
+    """Bytes a second a body must average once ``body_timeout`` has passed; slower is a 408."""
+    keepalive_timeout: Annotated[float, Meta(gt=0)] = 15.0
+    """Seconds a connection may stay idle (before its first request, or between two)."""
+    max_connections: Positive = 1024
+    """Most connections open at once; one more is answered 503 and closed."""
 
     def resolve_api_keys(self, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Every accepted key; an ``api_keys_env`` that is not set is an error, never open."""

@@ -5,35 +5,28 @@ cancels its request's backend call at once, and shut down gracefully: in-flight
 requests get ``shutdown_timeout`` seconds to finish, then the app's cleanup
 closes the backends and the client session.
 
-A request aiohttp's HTTP parser refuses before the app sees it (a header over
-``server.max_field_size``, a request line over ``server.max_line_size``, bytes
-that are no HTTP) is answered here with an OpenAI error body too, and logged
-as one WARNING line without a traceback. An application mounted in a runner of
-your own gets aiohttp's plain-text answer to those instead.
+Each connection follows the ``[server]`` limits on header bytes, slow
+clients, idle time and open connections (see :mod:`.connections`), and what
+aiohttp's parser refuses is answered with an OpenAI error body. An
+application mounted in a runner of your own gets aiohttp's defaults and its
+plain-text answers instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadStatusLine, LineTooLong
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
 
 from ..config import ServerSettings
-from ..errors import InvalidRequestError, TranslatorError
 from .app import SETTINGS
-from .logs import log_event
-from .middleware import REQUEST_ID, error_response, new_request_id
+from .connections import ConnectionServer
 
 __all__ = ["base_url", "run", "serving"]
-
-log = logging.getLogger("translator.server")
 
 
 def base_url(host: str, port: int) -> str:
@@ -54,11 +47,13 @@ async def serving(
     settings = app.get(SETTINGS) or ServerSettings()
     runner = _Runner(
         app,
+        settings,
         handler_cancellation=True,
         shutdown_timeout=shutdown_timeout,
         access_log=None,
         max_line_size=settings.max_line_size,
         max_field_size=settings.max_field_size,
+        keepalive_timeout=settings.keepalive_timeout,
     )
     await runner.setup()
     try:
@@ -93,69 +88,16 @@ def run(
     asyncio.run(main())
 
 
-# -- errors below the application ------------------------------------------------
-
-
-class _Protocol(RequestHandler):
-    """aiohttp's connection handler, answering what it refuses with an OpenAI error body."""
-
-    def handle_error(
-        self,
-        request: BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        error = _low_level_error(status, exc, message, self.max_line_size, self.max_field_size)
-        rid = new_request_id()
-        if status >= 500:
-            self.log_exception("error handling request request_id=%s", rid, exc_info=exc)
-        else:
-            # Bytes that are no HTTP at all (scanners, TLS on this port) are noise: DEBUG.
-            level = logging.DEBUG if isinstance(exc, BadStatusLine) else logging.WARNING
-            log_event(
-                log,
-                level,
-                "bad_http_request",
-                request_id=rid,
-                remote=request.remote,
-                status=status,
-                error=type(exc).__name__ if exc is not None else None,
-            )
-        if request.writer.output_size > 0:
-            raise ConnectionError("the response had started; no error body can follow it")
-        response = error_response(error, {REQUEST_ID: rid})
-        response.force_close()
-        return response
-
-
-def _low_level_error(
-    status: int, exc: BaseException | None, message: str | None, line: int, field: int
-) -> TranslatorError:
-    if status >= 500:
-        return TranslatorError("The server had an error while reading your request.", status=status)
-    if isinstance(exc, LineTooLong):
-        # Not the parser's message: it quotes the header, which may hold a key.
-        return InvalidRequestError(
-            f"The request line or a header is too long: this server accepts request lines of "
-            f"at most {line} bytes and header names and values of at most {field}.",
-            code="header_too_large",
-            status=status,
-        )
-    return InvalidRequestError(
-        f"The request is not valid HTTP: {message or 'malformed'}",
-        code="bad_http_request",
-        status=status,
-    )
-
-
-class _Server(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _Protocol(self, loop=self._loop, **self._kwargs)
-
-
 class _Runner(web.AppRunner):
+    """An app runner whose connections follow :class:`~.connections.Connection`'s rules."""
+
+    def __init__(self, app: web.Application, settings: ServerSettings, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.settings = settings
+
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        server.__class__ = _Server  # the same server, making _Protocol connections
+        server.__class__ = ConnectionServer  # the same server, making Connection handlers
+        assert isinstance(server, ConnectionServer)
+        server.settings = self.settings
         return server

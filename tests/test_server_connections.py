@@ -1,0 +1,201 @@
+"""Each connection's limits, over raw sockets on loopback: header bytes, slow
+clients, idle connections, the number of connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.raw_http import RawClient, post_json
+from translator.config import parse_config
+from translator.server import create_app, serving
+
+HELLO = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+@pytest.fixture
+async def root() -> AsyncIterator[str]:
+    """A server with the default limits."""
+    async with serving(create_app()) as url:
+        yield url
+
+
+def quick(**keys: float) -> str:
+    """A ``[server]`` table with these keys."""
+    return "[server]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+
+
+# -- header bytes ----------------------------------------------------------------------
+
+
+async def test_a_head_that_never_ends_is_refused_once_past_the_total_limit(root: str) -> None:
+    client = await RawClient.connect(root)
+    await client.send(b"GET /v1/models HTTP/1.1\r\nHost: test\r\n")
+    for i in range(12):  # each field well within the 8 KiB a field; 48 KB in all
+        await client.send(f"X-Filler-{i}: {'a' * 4000}\r\n".encode())
+        await asyncio.sleep(0)
+    answer = await client.answer()  # the head is never finished: the server answers anyway
+    assert answer is not None
+    assert answer.status == 431
+    error = answer.error()
+    assert error["code"] == "header_too_large"
+    assert "32768 bytes" in error["message"]
+    assert await client.closed()
+    await client.close()
+
+
+async def test_a_whole_request_with_megabytes_of_headers_is_refused(root: str) -> None:
+    client = await RawClient.connect(root)
+    fields = "".join(f"X-F{i}: {'b' * 8000}\r\n" for i in range(120))
+    request = f"GET /v1/models HTTP/1.1\r\nHost: test\r\n{fields}\r\n".encode()
+    client.writer.write(request)  # not drained: the server answers and closes mid-way
+    answer = await client.answer()
+    assert answer is not None
+    assert answer.status == 431
+    await client.close()
+
+
+async def test_one_field_over_8_kib_is_refused_by_default(root: str) -> None:
+    client = await RawClient.connect(root)
+    await client.send(f"GET /v1/models HTTP/1.1\r\nHost: t\r\nX-Big: {'c' * 9000}\r\n\r\n".encode())
+    answer = await client.answer()
+    assert answer is not None
+    assert answer.status == 431
+    assert "8192" in answer.error()["message"]
+    await client.close()
+
+
+async def test_heads_within_the_limits_are_served_one_after_another(root: str) -> None:
+    client = await RawClient.connect(root)
+    fields = "".join(f"X-F{i}: {'d' * 7000}\r\n" for i in range(4))  # 28 KB: within 32 KiB
+    for _ in range(3):  # kept alive: the count starts over with each request
+        await client.send(f"GET /v1/models HTTP/1.1\r\nHost: t\r\n{fields}\r\n".encode())
+        answer = await client.answer()
+        assert answer is not None
+        assert answer.status == 200
+    await client.close()
+
+
+async def test_a_body_far_larger_than_the_head_limit_is_not_counted_as_head(root: str) -> None:
+    body = json.dumps(
+        {"model": "echo", "messages": [{"role": "user", "content": "x" * 400_000}]}
+    ).encode()
+    client = await RawClient.connect(root)
+    for _ in range(2):  # the second head follows a body that ended in a large read
+        await client.send(post_json("/v1/chat/completions", body))
+        answer = await client.answer()
+        assert answer is not None
+        assert answer.status == 200
+    await client.close()
+
+
+# -- slow clients ----------------------------------------------------------------------
+
+
+async def test_a_head_sent_a_line_at_a_time_is_cut_off_at_header_timeout() -> None:
+    config = parse_config(quick(header_timeout=0.6, keepalive_timeout=5.0))
+    async with serving(create_app(config)) as root:
+        client = await RawClient.connect(root)
+        started = time.monotonic()
+        await client.send(b"GET /v1/models HTTP/1.1\r\n")
+
+        async def trickle() -> None:
+            for i in range(50):
+                await client.send(f"X-Line-{i}: 1\r\n".encode())
+                await asyncio.sleep(0.1)
+
+        sender = asyncio.create_task(trickle())
+        answer = await client.answer()
+        elapsed = time.monotonic() - started
+        sender.cancel()
+        assert answer is not None
+        assert answer.status == 408
+        assert answer.error()["code"] == "request_timeout"
+        assert 0.5 < elapsed < 3.0
+        await client.close()
+
+
+@pytest.mark.parametrize("kind", ["stalled", "trickled"])
+async def test_a_slow_body_is_cut_off_with_a_408(kind: str) -> None:
+    config = parse_config(quick(body_timeout=0.6, min_body_rate=1000))
+    async with serving(create_app(config)) as root:
+        client = await RawClient.connect(root)
+        request = post_json("/v1/chat/completions", HELLO)
+        started = time.monotonic()
+        await client.send(request[: len(request) - len(HELLO) + 5])
+
+        async def trickle() -> None:
+            for byte in HELLO[5:-1]:  # a byte each 0.1 s: never done, never quite paused
+                await client.send(bytes([byte]))
+                await asyncio.sleep(0.1)
+
+        sender = asyncio.create_task(trickle()) if kind == "trickled" else None
+        answer = await client.answer()
+        elapsed = time.monotonic() - started
+        if sender is not None:
+            sender.cancel()
+        assert answer is not None
+        assert answer.status == 408
+        error = answer.error()
+        assert error["code"] == "request_timeout"
+        assert ("paused" if kind == "stalled" else "bytes a second") in error["message"]
+        assert 0.5 < elapsed < 3.0
+        assert await client.closed()
+        await client.close()
+
+
+async def test_a_body_with_short_pauses_at_a_fair_rate_is_served() -> None:
+    config = parse_config(quick(body_timeout=0.6, min_body_rate=10))
+    async with serving(create_app(config)) as root:
+        client = await RawClient.connect(root)
+        request = post_json("/v1/chat/completions", HELLO)
+        for i in range(0, len(request), 40):
+            await client.send(request[i : i + 40])
+            await asyncio.sleep(0.2)
+        answer = await client.answer()
+        assert answer is not None
+        assert answer.status == 200
+        await client.close()
+
+
+@pytest.mark.parametrize("after_a_request", [False, True])
+async def test_an_idle_connection_is_closed_after_keepalive_timeout(after_a_request: bool) -> None:
+    config = parse_config(quick(keepalive_timeout=0.5))
+    async with serving(create_app(config)) as root:
+        client = await RawClient.connect(root)
+        if after_a_request:
+            await client.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            answer = await client.answer()
+            assert answer is not None
+            assert answer.status == 200
+        started = time.monotonic()
+        assert await client.closed(within=5.0)
+        assert 0.3 < time.monotonic() - started < 3.0
+        await client.close()
+
+
+async def test_connections_over_the_cap_are_refused_with_a_503_and_retry_after() -> None:
+    config = parse_config(quick(max_connections=2))
+    async with serving(create_app(config)) as root:
+        held = [await RawClient.connect(root) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        extra = await RawClient.connect(root)
+        answer = await extra.answer()
+        assert answer is not None
+        assert answer.status == 503
+        assert answer.headers["retry-after"] == "1"
+        assert answer.error()["code"] == "too_many_connections"
+        await extra.close()
+        await held[0].close()
+        await asyncio.sleep(0.05)
+        again = await RawClient.connect(root)  # a slot came free
+        await again.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = await again.answer()
+        assert answer is not None
+        assert answer.status == 200
+        for client in (again, held[1]):
+            await client.close()
