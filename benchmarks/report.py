@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .results import Results, Row, ServerComparison, Target
+from .stages import STAGES_BY_HAND
 
 __all__ = [
     "CHUNK_US",
+    "PIPELINE_RATIO",
     "REQUEST_RATIO",
     "RESPONSE_RATIO",
     "SERVER_ADDED_P50_MS",
@@ -21,6 +23,8 @@ __all__ = [
 ]
 
 REQUEST_RATIO = 1.5
+PIPELINE_RATIO = 1.25
+"""``translate_request`` over its stages called by hand: what the pipeline may add."""
 RESPONSE_RATIO = 2.0
 CHUNK_US = 3.0
 SERVER_ADDED_P50_MS = 0.5
@@ -106,6 +110,32 @@ def _judge_server(server: Sequence[ServerComparison]) -> list[Target]:
     ]
 
 
+def _judge_pipeline(rows: Sequence[Row]) -> Target:
+    """``translate_request`` against its own stages called by hand, in the same rounds."""
+    by_hand = {
+        (r.payload, r.backend): r.us
+        for r in rows
+        if r.section == "request" and r.stage == STAGES_BY_HAND and r.us
+    }
+    found: list[tuple[Row, float]] = []
+    for row in rows:
+        bound = by_hand.get((row.payload, row.backend))
+        if row.section == "request" and row.stage == "translate_request" and row.us and bound:
+            found.append((row, row.us / bound))
+    name = "translate_request vs its stages by hand"
+    if not found:
+        return Target(name=name, limit="", measured="not measured", passed=None)
+    worst, value = max(found, key=lambda rv: rv[1])
+    best = min(v for _, v in found)
+    return Target(
+        name=name,
+        limit=f"<= {PIPELINE_RATIO:g}x",
+        measured=f"{best:.2f} to {value:.2f}x over {len(found)} rows",
+        passed=value <= PIPELINE_RATIO,
+        worst=f"{worst.payload}, {worst.backend}",
+    )
+
+
 def judge(results: Results) -> list[Target]:
     """Every target of the code, as this run measured it."""
     rows = results.rows
@@ -114,6 +144,7 @@ def judge(results: Results) -> list[Target]:
         _judge_rows(rows, "translate_response vs floor", "translate_response", "response"),
         _judge_rows(rows, "one stream chunk, line to SSE frame", "chunk -> SSE frame", "stream"),
         *_judge_server(results.server),
+        _judge_pipeline(rows),
     ]
 
 

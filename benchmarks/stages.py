@@ -16,7 +16,11 @@ from .corpus import Payload, native_reply
 from .plan import Plan
 from .timing import Loop, clock
 
-__all__ = ["request_plan", "response_plan"]
+__all__ = ["STAGES_BY_HAND", "request_plan", "response_plan"]
+
+STAGES_BY_HAND = "decode+matrix+encode"
+"""The row of ``translate_request``'s stages called one by one: the pipeline's
+own cost is how far ``translate_request`` is above it."""
 
 _POOL_BYTES = 64_000_000
 """How many bytes of decoded requests a mutating stage may hold ready at once."""
@@ -80,8 +84,15 @@ def _apply_loop(body: bytes, backend: Backend, mode: Mode | None) -> Loop:
     return loop
 
 
+def _stages_by_hand(body: bytes, backend: Backend, mode: Mode | None) -> bytes:
+    """What ``translate_request`` does, called stage by stage: its lower bound."""
+    request = decode_request(body)
+    backend.matrix.apply(request, mode=mode)
+    return backend.encode_request(request)
+
+
 def request_plan(payload: Payload, translator: Translator) -> Plan:
-    """Decode, matrix, native encoding and the whole ``translate_request``, per backend."""
+    """Decode, matrix, native encoding, the three by hand and the whole ``translate_request``."""
     plan = Plan("request", payload.name)
     body = payload.body
     plan.floor(body)
@@ -103,6 +114,8 @@ def request_plan(payload: Payload, translator: Translator) -> Plan:
         plan.add_loop("apply matrix", "stage", apply, body=used, backend=name, note=note)
         encode = partial(backend.encode_request, request)
         plan.add("encode native", "stage", encode, body=used, backend=name)
+        by_hand = partial(_stages_by_hand, used, backend, mode)
+        plan.add(STAGES_BY_HAND, "stage", by_hand, body=used, backend=name, note=note)
         translate = partial(translator.translate_request, used, name, mode=mode)
         plan.add("translate_request", "full", translate, body=used, backend=name, note=note)
     return plan

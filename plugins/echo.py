@@ -1,23 +1,23 @@
 """The ``echo`` backend: offline and deterministic, the embedded default.
 
 It answers with the last user text and a line saying what else it received
-(``Received: 2 images, 1 file.``), counts usage with the honest estimate of
-:mod:`translator.tokens`, and streams word by word.
+(``Received: 2 images, 1 file.``) and counts usage with the honest estimate of
+:mod:`translator.tokens`. It does not stream itself: its matrix emulates
+``stream``, so the translator streams the whole answer word by word.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import msgspec
 
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.compat import REQUEST_FIELDS, ROLES, Matrix, Treatment, supported
+from translator.compat import REQUEST_FIELDS, ROLES, Matrix, Treatment, emulated, supported
 from translator.model import (
-    ChatChunk,
     ChatRequest,
     ChatResponse,
     Choice,
@@ -28,7 +28,6 @@ from translator.model import (
     tag_of,
 )
 from translator.openai import encode_request, new_completion_id, now
-from translator.streaming import chunks_from_response
 from translator.tokens import estimate_tokens
 
 __all__ = ["MATRIX", "EchoBackend", "EchoFactory"]
@@ -44,7 +43,8 @@ _KINDS = {
 }
 
 _ROWS = [
-    *(supported(f, "echoed back") for f in REQUEST_FIELDS),
+    *(supported(f, "echoed back") for f in REQUEST_FIELDS if f != "stream"),
+    emulated("stream", "the translator streams the whole answer, word by word"),
     *(supported(f"role.{r}", "counted in the prompt") for r in ROLES),
     *(supported(f"content.{t}", "counted in the answer") for t in ("text", "refusal", *_KINDS)),
 ]
@@ -80,14 +80,6 @@ class EchoBackend(Backend):
         if self.delay:
             await asyncio.sleep(self.delay)
         return self.answer(request)
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        options = request.stream_options
-        include_usage = bool(options) and options.include_usage is True  # type: ignore[union-attr]
-        for chunk in chunks_from_response(self.answer(request), include_usage=include_usage):
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            yield chunk
 
     def encode_request(self, request: ChatRequest) -> bytes:
         return encode_request(request)

@@ -96,6 +96,7 @@ def test_every_payload_and_section_is_measured_for_echo(results: Results) -> Non
     assert {
         "apply matrix",
         "encode native",
+        "decode+matrix+encode",
         "translate_request",
         "decode native reply",
         "encode OpenAI response",
@@ -128,6 +129,8 @@ def test_report_shows_targets_with_pass_or_miss(results: Results) -> None:
     ]
     assert all(t.passed is not None for t in results.targets[:3])
     assert results.targets[3].passed is None  # the server was not measured
+    assert names[-1] == "translate_request vs its stages by hand"
+    assert results.targets[-1].passed is not None
     assert "skipped (--no-server)" in text
 
 
@@ -217,7 +220,7 @@ def test_cli_writes_every_figure_with_machine_and_versions(
     assert saved.environment.python
     assert saved.environment.cpus
     assert len(saved.rows) > 20
-    assert len(saved.targets) == 5
+    assert len(saved.targets) == 6
     assert any(r.rounds for r in saved.rows)
 
 

@@ -22,6 +22,7 @@ from plugins.echo import MATRIX as ECHO_MATRIX
 from plugins.echo import EchoBackend
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
+from translator.compat import Treatment
 from translator.config import ConfigError, parse_config
 from translator.errors import InvalidRequestError, UpstreamStatusError
 from translator.model import ChatChunk, ChatRequest, ChatResponse, TextPart, UserMessage
@@ -38,7 +39,7 @@ class Scripted(Backend):
 
     def __init__(self, name: str, script: str) -> None:
         self.name = name
-        self.matrix = ECHO_MATRIX
+        self.matrix = ECHO_MATRIX.with_treatments({"stream": Treatment.SUPPORTED})
         self.script = script
         self.started = asyncio.Event()
         self.cancelled = asyncio.Event()

@@ -1,7 +1,7 @@
 """The backend seam: what a backend plugin implements, and what it is given.
 
 A backend is small: a name, its compatibility matrix, ``complete``, ``stream``
-and ``aclose``, plus the two pure halves of its translation
+(when its matrix supports it) and ``aclose``, plus the two pure halves of its translation
 (``encode_request``, ``decode_response``) that work without any I/O, for
 embedders and benchmarks.
 """
@@ -112,9 +112,16 @@ class Backend(abc.ABC):
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer ``request`` (already checked against the matrix) as a whole."""
 
-    @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """Answer ``request`` as canonical chunks: one id and ``created`` for the stream."""
+        """Answer ``request`` as canonical chunks: one id and ``created`` for the stream.
+
+        Called only when the matrix supports ``stream``; otherwise the
+        translator streams the whole answer of :meth:`complete` itself, so a
+        backend that cannot stream leaves this out and says so in its matrix.
+        """
+        raise NotImplementedError(
+            f"{self.name} does not stream; its matrix must not support 'stream'"
+        )
 
     def encode_request(self, request: ChatRequest) -> bytes:
         """The native request body for ``request``, without I/O.

@@ -1,21 +1,35 @@
-"""The :class:`Translator`: the entry point for embedders.
+"""The :class:`Translator`: the entry point for embedders, and the one pipeline.
 
-It decodes an OpenAI request, lets plugins adjust it, applies the chosen
-backend's compatibility matrix, and drives the backend, completing or
-streaming (natively, or emulated where the matrix says so). The pure halves,
-:meth:`Translator.translate_request` and :meth:`Translator.translate_response`,
-do no I/O at all.
+Every request goes through the same steps, in the order the data flows:
 
-Sessions: when a request names a session (top-level ``session_id`` or
-``vlmrun.metadata.session_id``) and its backend keeps no state of its own
-(``Backend.keeps_sessions`` is false), the translator sends the backend the
-session's stored history before the request's messages, and stores the new
-turn and the answer once it succeeds (a stream: once read to the end). How the
-history and the new messages are joined is told in :mod:`translator.stores.history`.
-A request with ``vlmrun.metadata.allow_retention: false`` gets the history but
-adds nothing to it. The session id is read before the backend's matrix is
-applied, so a matrix that drops or emulates ``session_id`` does not turn
-sessions off; the response echoes the id.
+1. **decode** the OpenAI body (unless it is a :class:`ChatRequest` already);
+2. **adjust**: the plugins' ``adjust_request`` hooks change it in place;
+3. **metadata**, read once (:func:`read_metadata`): the session id, whether the
+   session may retain the turn, whether the request may be logged, whether a
+   stream ends with a usage chunk. Read before the matrix, so that a matrix
+   that drops or emulates ``session_id`` or ``stream_options`` does not turn
+   those off;
+4. **history**: when the request names a session and its backend keeps no
+   state of its own (``Backend.keeps_sessions`` false), the session's stored
+   history is joined to the request's messages (how: :mod:`translator.stores.history`);
+5. **matrix**: the backend's compatibility matrix is applied to exactly what
+   the backend will be sent, history included: a stored image the backend
+   cannot take is refused (strict) or dropped and reported (lenient) like any
+   other field;
+6. **backend**: ``complete``, or ``stream`` natively, or a stream emulated
+   here from a whole answer when the matrix does not support ``stream``.
+
+The answer then echoes the session id (on the response, on every chunk), the
+``adjust_response`` hooks see a whole response, and the new turn and the
+answer are stored once it succeeds (a stream: once read to the end). A request
+with ``vlmrun.metadata.allow_retention: false`` gets the history but adds
+nothing to it.
+
+:meth:`Translator.complete` and :meth:`Translator.stream` run all of it;
+:meth:`Translator.prepare` and :meth:`Translator.translate_request` run steps
+1, 2 and 5 (no I/O: no history) and :meth:`Translator.translate_response`
+decodes a native reply. ``translate_request`` inlines its steps: it is the
+whole cost of a pure translation, measured by ``python -m benchmarks``.
 
 ``Translator(sessions=...)``: left out or ``None``, a fresh
 :class:`~translator.stores.MemorySessionStore`; a :class:`~translator.stores.SessionStore`
@@ -40,7 +54,7 @@ from .openai import decode_request, encode_response
 from .stores import MemorySessionStore, SessionStore, StreamRecorder, Turn, answer_message
 from .streaming import chunks_from_response
 
-__all__ = ["Completion", "Stream", "Translator"]
+__all__ = ["Completion", "RequestMetadata", "Stream", "Translator", "read_metadata"]
 
 
 class Completion(msgspec.Struct):
@@ -66,6 +80,62 @@ class Stream:
         closer = getattr(self._chunks, "aclose", None)
         if closer is not None:
             await closer()
+
+
+class RequestMetadata(msgspec.Struct, frozen=True):
+    """What the pipeline reads from a request before its backend's matrix is applied."""
+
+    session_id: str | None = None
+    """The session the request names (top-level, else ``vlmrun.metadata``)."""
+    retain: bool = True
+    """Whether the session may keep this turn (``vlmrun.metadata.allow_retention``)."""
+    allow_logging: bool = True
+    """Whether the request's content may be logged (``vlmrun.metadata.allow_logging``)."""
+    include_usage: bool = False
+    """Whether a stream ends with a usage chunk (``stream_options.include_usage``)."""
+
+
+_PLAIN = RequestMetadata()
+_PLAIN_USAGE = RequestMetadata(include_usage=True)
+
+
+def read_metadata(request: ChatRequest) -> RequestMetadata:
+    """The request's :class:`RequestMetadata`; most requests share one of two constants."""
+    include_usage = request.stream_options is not UNSET and request.wants_usage
+    # Most requests name no session and send no vlmrun: two identity tests.
+    if request.session_id is UNSET and request.vlmrun is UNSET:
+        return _PLAIN_USAGE if include_usage else _PLAIN
+    retain = allow_logging = True
+    vlmrun = request.vlmrun
+    if vlmrun is not UNSET and vlmrun.metadata is not UNSET:
+        retain = vlmrun.metadata.allow_retention
+        allow_logging = vlmrun.metadata.allow_logging
+    return RequestMetadata(request.session, retain, allow_logging, include_usage)
+
+
+class _Call:
+    """One request past the pipeline, ready for its backend."""
+
+    __slots__ = ("backend", "backend_name", "echo", "metadata", "report", "request", "turn")
+
+    def __init__(
+        self,
+        request: ChatRequest,
+        report: Report,
+        backend: Backend,
+        backend_name: str,
+        metadata: RequestMetadata,
+        turn: Turn | None,
+        echo: str | None,
+    ) -> None:
+        self.request = request
+        self.report = report
+        self.backend = backend
+        self.backend_name = backend_name
+        self.metadata = metadata
+        self.turn = turn
+        self.echo = echo
+        """The session id the answer carries, or None."""
 
 
 class Translator:
@@ -137,43 +207,8 @@ class Translator:
 
     # -- the pipeline --------------------------------------------------------
 
-    def prepare(
-        self, body: bytes | ChatRequest, backend: str, *, mode: Mode | None = None
-    ) -> tuple[ChatRequest, Report, Backend]:
-        """Decode (if needed), adjust, and apply ``backend``'s matrix."""
-        target = self._backends.get(backend) or self.backend(backend)
-        request = _request(body)
-        adjust = self._adjust_request
-        if adjust is not None and adjust.get_hookimpls():
-            adjust(request=request, backend=backend)
-        return request, target.matrix.apply(request, mode=mode), target
-
-    def _prepare(
-        self, body: bytes | ChatRequest, backend: str, mode: Mode | None
-    ) -> tuple[ChatRequest, Report, Backend, str | None, bool]:
-        """:meth:`prepare`, plus the session id and retention read before the matrix."""
-        target = self._backends.get(backend) or self.backend(backend)
-        request = _request(body)
-        adjust = self._adjust_request
-        if adjust is not None and adjust.get_hookimpls():
-            adjust(request=request, backend=backend)
-        # Most requests name no session: two identity tests, not the property.
-        if request.session_id is UNSET and request.vlmrun is UNSET:
-            session_id = None
-        else:
-            session_id = request.session
-        retain = True
-        if session_id is not None:
-            vlmrun = request.vlmrun
-            if vlmrun is not UNSET and vlmrun.metadata is not UNSET:
-                retain = vlmrun.metadata.allow_retention
-        report = target.matrix.apply(request, mode=mode)
-        return request, report, target, session_id, retain
-
-    def translate_request(self, body: bytes, backend: str, *, mode: Mode | None = None) -> bytes:
-        """The native request ``backend`` would be sent for the OpenAI request ``body``."""
-        # :meth:`prepare` inlined: this is the whole cost of a pure translation.
-        target = self._backends.get(backend) or self.backend(backend)
+    def _adjusted(self, body: bytes | ChatRequest, backend_name: str) -> ChatRequest:
+        """Steps 1 and 2: the request decoded, then adjusted by the plugins."""
         # An isinstance() test against a Struct class costs more than this check.
         if type(body) is bytes or not isinstance(body, ChatRequest):
             request = decode_request(body)
@@ -181,18 +216,64 @@ class Translator:
             request = body
         adjust = self._adjust_request
         if adjust is not None and adjust.get_hookimpls():
-            adjust(request=request, backend=backend)
-        target.matrix.apply(request, mode=mode)
-        return target.encode_request(request)
+            adjust(request=request, backend=backend_name)
+        return request
 
-    def translate_response(self, body: bytes, backend: str, *, model: str) -> bytes:
-        """The OpenAI ``chat.completion`` for ``backend``'s native reply ``body``."""
-        return encode_response(self.backend(backend).decode_response(body, model=model))
+    async def _pipeline(
+        self,
+        body: bytes | ChatRequest,
+        backend_name: str,
+        mode: Mode | None,
+        session_scope: str | None,
+    ) -> _Call:
+        """Steps 1 to 5, in order: what the backend is called with."""
+        backend = self._backends.get(backend_name) or self.backend(backend_name)
+        request = self._adjusted(body, backend_name)
+        metadata = read_metadata(request)
+        turn = None
+        session_id = metadata.session_id
+        if session_id is not None and self.sessions is not None and not backend.keeps_sessions:
+            key = session_id if session_scope is None else f"{session_scope}/{session_id}"
+            turn = await Turn.begin(self.sessions, key, request, retain=metadata.retain)
+        report = backend.matrix.apply(request, mode=mode)
+        # The translator keeps the session: the answer names it. Otherwise it
+        # does only when the backend is sent the id (the matrix kept it).
+        echo = None if session_id is None else session_id if turn is not None else request.session
+        return _Call(request, report, backend, backend_name, metadata, turn, echo)
+
+    def prepare(
+        self, body: bytes | ChatRequest, backend_name: str, *, mode: Mode | None = None
+    ) -> tuple[ChatRequest, Report, Backend]:
+        """Steps 1, 2 and 5: decode (if needed), adjust, apply the matrix (no history)."""
+        backend = self._backends.get(backend_name) or self.backend(backend_name)
+        request = self._adjusted(body, backend_name)
+        return request, backend.matrix.apply(request, mode=mode), backend
+
+    def translate_request(
+        self, body: bytes, backend_name: str, *, mode: Mode | None = None
+    ) -> bytes:
+        """The native request ``backend_name`` would be sent for the OpenAI request ``body``."""
+        # :meth:`prepare` inlined: this is the whole cost of a pure translation
+        # (the "translate_request" rows of ``python -m benchmarks``).
+        backend = self._backends.get(backend_name) or self.backend(backend_name)
+        if type(body) is bytes or not isinstance(body, ChatRequest):
+            request = decode_request(body)
+        else:
+            request = body
+        adjust = self._adjust_request
+        if adjust is not None and adjust.get_hookimpls():
+            adjust(request=request, backend=backend_name)
+        backend.matrix.apply(request, mode=mode)
+        return backend.encode_request(request)
+
+    def translate_response(self, body: bytes, backend_name: str, *, model: str) -> bytes:
+        """The OpenAI ``chat.completion`` for ``backend_name``'s native reply ``body``."""
+        return encode_response(self.backend(backend_name).decode_response(body, model=model))
 
     async def complete(
         self,
         body: bytes | ChatRequest,
-        backend: str,
+        backend_name: str,
         *,
         mode: Mode | None = None,
         session_scope: str | None = None,
@@ -203,76 +284,51 @@ class Translator:
         caller apart from another's: the same session id in two scopes is two
         sessions (the server passes one per API key).
         """
-        request, report, target, session_id, retain = self._prepare(body, backend, mode)
-        turn = echo = None
-        if session_id is not None:
-            turn = await self._join(target, request, _scoped(session_id, session_scope), retain)
-            echo = session_id if turn is not None else request.session
-        response = await target.complete(request)
-        self._finish(response, request, backend, echo)
-        if turn is not None:
-            await turn.record(answer_message(response))
-        return Completion(response, report)
+        call = await self._pipeline(body, backend_name, mode, session_scope)
+        response = await call.backend.complete(call.request)
+        self._finish(response, call)
+        if call.turn is not None:
+            await call.turn.record(answer_message(response))
+        return Completion(response, call.report)
 
     async def stream(
         self,
         body: bytes | ChatRequest,
-        backend: str,
+        backend_name: str,
         *,
         mode: Mode | None = None,
         session_scope: str | None = None,
     ) -> Stream:
         """Answer a request as a stream of chunks, natively or emulated (``session_scope``
         as for :meth:`complete`)."""
-        request = _request(body)
-        include_usage = request.wants_usage
-        request, report, target, session_id, retain = self._prepare(request, backend, mode)
-        turn = echo = None
-        if session_id is not None:
-            turn = await self._join(target, request, _scoped(session_id, session_scope), retain)
-            echo = session_id if turn is not None else request.session
-        if target.matrix.treatment("stream", True) is not Treatment.SUPPORTED:
+        call = await self._pipeline(body, backend_name, mode, session_scope)
+        include_usage = call.metadata.include_usage
+        if call.backend.matrix.treatment("stream", True) is not Treatment.SUPPORTED:
             # Emulated, or dropped in lenient mode: either way the client asked
             # for a stream, so the translator streams the whole answer itself.
-            if not report.emulates("stream"):
-                report.emulate("stream", "the translator streams the whole answer")
-            chunks = self._emulate(target, request, backend, include_usage, echo)
+            if not call.report.emulates("stream"):
+                call.report.emulate("stream", "the translator streams the whole answer")
+            chunks = self._emulate(call)
         else:
-            chunks = target.stream(request)
-        if echo is not None:
-            chunks = _in_session(chunks, echo, turn)
-        return Stream(chunks, report, include_usage)
+            chunks = call.backend.stream(call.request)
+        if call.echo is not None:
+            chunks = _in_session(chunks, call.echo, call.turn)
+        return Stream(chunks, call.report, include_usage)
 
-    async def _join(
-        self, target: Backend, request: ChatRequest, session_id: str, retain: bool
-    ) -> Turn | None:
-        """Give ``request`` its session's history, when the translator keeps it."""
-        store = self.sessions
-        if store is None or target.keeps_sessions:
-            return None
-        return await Turn.begin(store, session_id, request, retain=retain)
-
-    async def _emulate(
-        self,
-        target: Backend,
-        request: ChatRequest,
-        backend: str,
-        include_usage: bool,
-        session_id: str | None,
-    ) -> AsyncIterator[ChatChunk]:
-        response = await target.complete(request)
-        self._finish(response, request, backend, session_id)
-        for chunk in chunks_from_response(response, include_usage=include_usage):
+    async def _emulate(self, call: _Call) -> AsyncIterator[ChatChunk]:
+        """A stream made of the backend's whole answer."""
+        response = await call.backend.complete(call.request)
+        self._finish(response, call)
+        for chunk in chunks_from_response(response, include_usage=call.metadata.include_usage):
             yield chunk
 
-    def _finish(
-        self, response: ChatResponse, request: ChatRequest, backend: str, session_id: str | None
-    ) -> None:
-        if session_id is not None and response.session_id is UNSET:
-            response.session_id = session_id
+    def _finish(self, response: ChatResponse, call: _Call) -> None:
+        """Echo the session id, and let the plugins adjust the whole response."""
+        if call.echo is not None and response.session_id is UNSET:
+            response.session_id = call.echo
         adjust = self._adjust_response
         if adjust is not None and adjust.get_hookimpls():
-            adjust(response=response, request=request, backend=backend)
+            adjust(response=response, request=call.request, backend=call.backend_name)
 
     async def aclose(self) -> None:
         """Close every backend, the session store and the shared HTTP client."""
@@ -287,18 +343,6 @@ class Translator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _request(body: bytes | ChatRequest) -> ChatRequest:
-    """``body`` decoded, unless it is a request already."""
-    if type(body) is bytes or not isinstance(body, ChatRequest):
-        return decode_request(body)
-    return body
-
-
-def _scoped(session_id: str, scope: str | None) -> str:
-    """The store key of ``session_id`` within ``scope``."""
-    return session_id if scope is None else f"{scope}/{session_id}"
 
 
 async def _in_session(

@@ -22,7 +22,7 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Final
 
 import msgspec
@@ -38,9 +38,8 @@ from translator.errors import (
     UpstreamTimeoutError,
 )
 from translator.http import UPSTREAM_AUTH_CODE, BoundClient
-from translator.model import ChatChunk, ChatRequest, ChatResponse
+from translator.model import ChatRequest, ChatResponse
 from translator.stores.files import current_owner, is_file_id
-from translator.streaming import chunks_from_response
 
 from .answer import timed_out, to_response
 from .matrix import MATRIX
@@ -203,24 +202,13 @@ class VlmAgentBackend(Backend):
                 f"The {self.name} backend did not accept the execution within {self.deadline:g}s.",
                 backend=self.name,
             ) from None
-        response = to_response(
+        return to_response(
             execution,
             model=request.model,
             json=wants_json(request),
             prompt=execute.prompt,
             backend=self.name,
         )
-        session = request.session
-        if session is not None:
-            response.session_id = session
-        return response
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """The whole answer as chunks (the agent does not stream)."""
-        include_usage = request.wants_usage
-        response = await self.complete(request)
-        for chunk in chunks_from_response(response, include_usage=include_usage):
-            yield chunk
 
     async def _start(
         self, request: ChatRequest, ids: Mapping[str, str]

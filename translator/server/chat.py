@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
-from msgspec import UNSET
 
 from ..compat import Mode, Report
 from ..config import Limits
-from ..core import Translator
+from ..core import Translator, read_metadata
 from ..errors import (
     InvalidRequestError,
     PayloadTooLargeError,
@@ -137,9 +136,7 @@ class ChatHandler:
                 code="too_many_messages",
             )
         exchange = request[EXCHANGE]
-        vlmrun = chat.vlmrun
-        if vlmrun is not UNSET and vlmrun.metadata is not UNSET:
-            exchange.allow_logging = vlmrun.metadata.allow_logging
+        exchange.allow_logging = read_metadata(chat).allow_logging
         exchange.model = chat.model
         backend = exchange.backend = self.router.backend_for(chat.model)
         mode = self._mode(request)

@@ -19,8 +19,10 @@ its answer closed with a ``finish_reason``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
+import msgspec
 from msgspec import UNSET
 
 from ..model import (
@@ -30,6 +32,7 @@ from ..model import (
     ChatResponse,
     FunctionCall,
     FunctionToolCall,
+    ImagePart,
     Message,
     ToolCall,
 )
@@ -62,6 +65,20 @@ def _overlap(body: Sequence[Message], rest: Sequence[Message]) -> int:
         if all(_same(a, b) for a, b in zip(tail, rest, strict=False)):
             return k
     return 0
+
+
+def _detached(message: Message) -> Message:
+    """``message``, copied as deep as the matrix may change it (parts, image details)."""
+    content = getattr(message, "content", None)
+    if type(content) is not list:
+        return message
+    parts = [
+        msgspec.structs.replace(p, image_url=copy.copy(p.image_url))
+        if type(p) is ImagePart
+        else p
+        for p in content
+    ]
+    return msgspec.structs.replace(message, content=parts)
 
 
 def _same(stored: Message, sent: Message) -> bool:
@@ -156,8 +173,13 @@ class Turn:
     async def begin(
         cls, store: SessionStore, session_id: str, request: ChatRequest, *, retain: bool
     ) -> Turn:
-        """Load the history into ``request.messages``."""
-        history = await store.load(session_id)
+        """Load the history into ``request.messages``.
+
+        Stored messages with content parts are copied first: the backend's
+        matrix, applied after the join, may drop parts in place, and what the
+        store holds must stay as it was sent.
+        """
+        history = [_detached(m) for m in await store.load(session_id)]
         request.messages, new = merge_history(history, request.messages)
         return cls(store if retain else None, session_id, new)
 
