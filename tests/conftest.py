@@ -3,16 +3,24 @@
 aioresponses 0.7.9 builds ``ClientResponse`` objects without the
 ``stream_writer`` argument that aiohttp 3.14 requires; the shim below supplies
 one, so mocked replies work on every aiohttp this project supports.
+
+The Redis tests share one real ``redis-server`` per run (:mod:`tests.redis_server`),
+each test under a key prefix of its own.
 """
 
 from __future__ import annotations
 
 import inspect
+import secrets
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import aioresponses.core
+import pytest
 from aiohttp import ClientResponse
+
+from tests.redis_server import RedisServer
 
 if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
 
@@ -22,3 +30,21 @@ if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
             super().__init__(method, url, **kwargs)
 
     aioresponses.core.ClientResponse = _MockedResponse  # type: ignore[misc]
+
+
+# -- a real redis-server, shared by the Redis tests of one run ----------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One ``redis-server`` for the run (tests keep apart by :func:`redis_prefix`)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own."""
+    return f"test-{secrets.token_hex(4)}:"

@@ -1,4 +1,4 @@
-"""The file stores behind ``/v1/files``: memory and disk."""
+"""The file stores behind ``/v1/files``: memory, disk and Redis (a real server)."""
 
 from __future__ import annotations
 
@@ -21,18 +21,26 @@ from translator.stores import (
     file_owner,
     is_file_id,
 )
+from translator.stores.redis_files import RedisFileStore
+from translator.stores.redis_link import RedisLink
 
 
 def names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-@pytest.fixture(params=["memory", "disk"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FileStore]:
+@pytest.fixture(params=["memory", "disk", "redis"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
+) -> AsyncIterator[FileStore]:
     if request.param == "memory":
         yield MemoryFileStore()
-    else:
+    elif request.param == "disk":
         yield DiskFileStore(tmp_path / "files")
+    else:
+        link = RedisLink(request.getfixturevalue("redis_server").url, prefix=redis_prefix)
+        yield RedisFileStore(link)
+        await link.aclose()
 
 
 async def test_put_then_get_read_list_delete(store: FileStore) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
@@ -21,7 +21,14 @@ from .model import ChatChunk, ChatRequest, ChatResponse
 if TYPE_CHECKING:
     from .http import HttpClient
 
-__all__ = ["Backend", "BackendContext", "BackendFactory", "BackendSettings", "FileSource"]
+__all__ = [
+    "Backend",
+    "BackendContext",
+    "BackendFactory",
+    "BackendSettings",
+    "FileSource",
+    "SharedCache",
+]
 
 
 class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -72,18 +79,36 @@ class FileSource(Protocol):
         ...
 
 
+class SharedCache(Protocol):
+    """Short strings every process and replica of the server sees alike (the ids
+    a backend's upstream gave for uploaded files); None in the context when the
+    server runs alone, and the backend keeps them itself."""
+
+    async def remember(self, key: str, make: Callable[[], Awaitable[str | None]]) -> str | None:
+        """The value of ``key``; when there is none, ``make()``'s, made by one process only
+        while the others wait for it (None is not kept)."""
+        ...
+
+    async def forget(self, key: str, value: str) -> None:
+        """Drop ``key`` if it still holds ``value`` (another process may have replaced it)."""
+        ...
+
+
 class BackendContext:
-    """Shared services a backend may use: the pooled HTTP client, files, media fetching."""
+    """Shared services a backend may use: the pooled HTTP client, files, media fetching,
+    and a cache shared across processes."""
 
     def __init__(
         self,
         http: HttpClient | None = None,
         files: FileSource | None = None,
         fetcher: Any = None,
+        cache: SharedCache | None = None,
     ) -> None:
         self._http = http
         self.files = files
         self.fetcher = fetcher
+        self.cache = cache
 
     @property
     def http(self) -> HttpClient:

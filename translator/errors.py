@@ -13,6 +13,7 @@
     │   └── ModelNotFoundError            404 model_not_found
     ├── PayloadTooLargeError              413 invalid_request_error
     ├── RateLimitError                    429 rate_limit_error
+    ├── StoreUnavailableError             503 store_unavailable: sessions or files cannot be reached
     └── UpstreamError                     502 the backend failed us
         ├── UpstreamUnavailableError      502 the backend could not be reached
         ├── UpstreamTimeoutError          504 the backend did not answer in time (a TimeoutError)
@@ -37,6 +38,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
+    "StoreUnavailableError",
     "TranslatorError",
     "UnsupportedFieldError",
     "UpstreamError",
@@ -161,6 +163,13 @@ class PayloadTooLargeError(TranslatorError):
 class RateLimitError(TranslatorError):
     status = 429
     error_type = "rate_limit_error"
+
+
+class StoreUnavailableError(TranslatorError):
+    """The session or file store did not answer in time (Redis down, a disk gone)."""
+
+    status = 503
+    default_code = "store_unavailable"
 
 
 class UpstreamError(TranslatorError):

@@ -64,6 +64,7 @@ class VlmAgentFactory:
             options=options,
             deadline=settings.total_timeout,
             files=context.files,
+            shared=context.cache,
         )
         backend.matrix = settings.configure_matrix(backend.matrix, name)
         return backend

@@ -7,6 +7,9 @@ to ``poll_max_interval``) until it is ``completed`` or ``failed``, all within
 one overall ``deadline``. A file uploaded to this translator is uploaded to
 the agent server once (``POST {base_url}/files?purpose=assistants``), even
 when two requests name it at the same time; the agent's id is remembered.
+With a shared cache in the backend's context (the server's Redis), the id is
+remembered for every process and replica, and the file uploaded once by one
+of them.
 When the agent server refuses an execution because it no longer knows a
 remembered file (its id named in a 4xx), that file is uploaded again and the
 execution posted once more, once.
@@ -28,7 +31,7 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from translator.backend import Backend, FileSource
+from translator.backend import Backend, FileSource, SharedCache
 from translator.compat import Matrix
 from translator.errors import (
     MalformedUpstreamError,
@@ -127,12 +130,15 @@ class VlmAgentBackend(Backend):
         deadline: float = 600.0,
         files: FileSource | None = None,
         matrix: Matrix | None = None,
+        shared: SharedCache | None = None,
     ) -> None:
         self.name = name
         self.matrix = matrix or Matrix(name, MATRIX.rules, unknown=MATRIX.unknown)
         self.options = options or Options()
         self.deadline = self.options.deadline or deadline
         self.files = files
+        self.shared = shared
+        """Agent file ids shared with the other processes of the server, if any."""
         self._http = http
         base = base_url.rstrip("/")
         self._execute_url = f"{base}/agent/execute"
@@ -226,7 +232,7 @@ class VlmAgentBackend(Backend):
             self.name,
             ", ".join(stale.values()),
         )
-        self._forget(stale)
+        await self._forget(stale)
         execute = await self._build(request, ids)
         return execute, await self._execute(execute.request)
 
@@ -314,12 +320,14 @@ class VlmAgentBackend(Backend):
                 stale[ours] = agent_id
         return stale
 
-    def _forget(self, stale: Mapping[str, str]) -> None:
+    async def _forget(self, stale: Mapping[str, str]) -> None:
         """Drop cached agent ids (unless another request has already replaced them)."""
         owner = current_owner()
         for ours, agent_id in stale.items():
             if self._agent_files.get((owner, ours)) == agent_id:
                 del self._agent_files[owner, ours]
+            if self.shared is not None:
+                await self.shared.forget(self._shared_key((owner, ours)), agent_id)
 
     async def _resolve(self, ids: Mapping[str, str]) -> Mapping[str, str]:
         """Our file ids -> the agent's, uploading what the agent has not seen."""
@@ -338,7 +346,11 @@ class VlmAgentBackend(Backend):
         """The agent's id for our file ``key``, None when our store does not know it."""
         upload = self._uploads.get(key)
         if upload is None:
-            upload = asyncio.ensure_future(self._upload(key[1]))
+            if self.shared is not None:  # one upload across every process
+                made = self.shared.remember(self._shared_key(key), lambda: self._upload(key[1]))
+            else:
+                made = self._upload(key[1])
+            upload = asyncio.ensure_future(made)
             self._uploads[key] = upload
             upload.add_done_callback(functools.partial(self._uploaded, key))
         return await asyncio.shield(upload)
@@ -349,6 +361,10 @@ class VlmAgentBackend(Backend):
             agent_id = upload.result()
             if agent_id is not None:
                 self._agent_files[key] = agent_id
+
+    def _shared_key(self, key: _FileKey) -> str:
+        owner, ours = key
+        return f"agent-file:{self.name}:{owner or ''}:{ours}"
 
     async def _upload(self, file_id: str) -> str | None:
         assert self.files is not None

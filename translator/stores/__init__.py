@@ -1,4 +1,10 @@
-"""What the translator keeps between requests: session history and uploaded files."""
+"""What the translator keeps between requests: session history and uploaded files.
+
+Sessions: :class:`MemorySessionStore`, :class:`SQLiteSessionStore` (local,
+durable) and, with the ``redis`` extra, ``redis_sessions.RedisSessionStore``.
+Files: :class:`MemoryFileStore`, :class:`DiskFileStore` and
+``redis_files.RedisFileStore``. The Redis modules are imported only when used.
+"""
 
 from .files import (
     DiskFileStore,
@@ -12,6 +18,7 @@ from .files import (
 )
 from .history import StreamRecorder, Turn, answer_message, merge_history
 from .sessions import MemorySessionStore, SessionStore, split_instructions
+from .sqlite_sessions import SQLiteSessionStore
 
 __all__ = [
     "DiskFileStore",
@@ -20,6 +27,7 @@ __all__ = [
     "FileStoreFullError",
     "MemoryFileStore",
     "MemorySessionStore",
+    "SQLiteSessionStore",
     "SessionStore",
     "StreamRecorder",
     "Turn",

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from ..model import (
+    AssistantMessage,
     DeveloperMessage,
     FunctionMessage,
     Message,
@@ -214,12 +215,35 @@ def _size(message: Message) -> int:
     return len(_encoder.encode(message))
 
 
+_ROLES: dict[type, str] = {
+    SystemMessage: "system",
+    DeveloperMessage: "developer",
+    UserMessage: "user",
+    AssistantMessage: "assistant",
+    ToolMessage: "tool",
+    FunctionMessage: "function",
+}
+
+
+def role_of(message: Message) -> str:
+    """The message's ``role``."""
+    return _ROLES[type(message)]
+
+
 def _cut(turns: list[Message], at_least: int) -> int:
-    """Where the kept turns start: the first user message from ``at_least`` on."""
-    for i in range(at_least, len(turns)):
-        if isinstance(turns[i], UserMessage):
+    return cut_point([_ROLES[type(m)] for m in turns], at_least)
+
+
+def cut_point(roles: Sequence[str], at_least: int) -> int:
+    """Where the kept turns start, given their ``roles``, to drop at least ``at_least``.
+
+    The first user message from ``at_least`` on; with none, the tail from
+    ``at_least`` (the newest message always kept) less any tool results at its head.
+    """
+    for i in range(at_least, len(roles)):
+        if roles[i] == "user":
             return i
-    i = max(0, min(at_least, len(turns) - 1))
-    while i < len(turns) - 1 and isinstance(turns[i], ToolMessage | FunctionMessage):
+    i = max(0, min(at_least, len(roles) - 1))
+    while i < len(roles) - 1 and roles[i] in ("tool", "function"):
         i += 1
     return i

@@ -1,0 +1,196 @@
+"""Uploaded files in Redis, shared by every process and replica.
+
+Under the link's prefix: ``f:<id>`` is a hash with the file's metadata, its
+content, its owner and size; ``fi`` (every file) and ``fo:<owner>`` (one
+owner's) are sorted sets of ids by upload time, for listing newest first;
+``fu`` counts the bytes kept and ``fs`` maps ids to sizes. ``put`` and
+``delete`` are Lua scripts, so the room check, the write and the indexes
+change together: a file is listed only once it is whole, and once deleted it
+is gone for every replica at once.
+
+``ttl`` (seconds, None for none) expires a file that long after its upload;
+the bytes of expired files are given back to ``max_bytes`` at the next
+``put``, and their ids leave the listings as they are next read.
+
+Owners are as for every :class:`~translator.stores.FileStore`
+(:func:`~translator.stores.file_owner`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+import msgspec
+
+from .files import (
+    FileObject,
+    FileStore,
+    _check_room,
+    _Record,
+    _sees,
+    current_owner,
+    is_file_id,
+    new_file_id,
+)
+from .redis_link import RedisLink
+
+__all__ = ["RedisFileStore"]
+
+_encoder = msgspec.json.Encoder()
+_record = msgspec.json.Decoder(_Record)
+
+# KEYS: file, every-file index, owner index, used counter, sizes.
+# ARGV: id, metadata, content, owner, size, upload ns, max bytes (-1: none),
+# ttl ms (0: none), the file key prefix (for sweeping expired files).
+_PUT = """
+local id, size, ttl = ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[8])
+if ttl > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if redis.call('EXISTS', ARGV[9] .. old) == 0 then
+      redis.call('ZREM', KEYS[2], old)
+      redis.call('DECRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[5], old) or '0'))
+      redis.call('HDEL', KEYS[5], old)
+    end
+  end
+end
+local used = tonumber(redis.call('GET', KEYS[4]) or '0')
+local limit = tonumber(ARGV[7])
+if limit >= 0 and used + size > limit then return {0, used} end
+redis.call('HSET', KEYS[1], 'meta', ARGV[2], 'data', ARGV[3], 'owner', ARGV[4], 'size', size)
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('ZADD', KEYS[2], ARGV[6], id)
+redis.call('ZADD', KEYS[3], ARGV[6], id)
+redis.call('HSET', KEYS[5], id, size)
+redis.call('INCRBY', KEYS[4], size)
+return {1, used}
+"""
+
+# KEYS: file, every-file index, used counter, sizes.
+# ARGV: id, the caller's owner ("*": any), the owner index prefix.
+_DELETE = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner then return -1 end
+if ARGV[2] ~= '*' and owner ~= ARGV[2] then return -1 end
+local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', ARGV[3] .. owner, ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('DECRBY', KEYS[3], size)
+return size
+"""
+
+
+class RedisFileStore(FileStore):
+    """Files in the Redis of ``link``: at most ``max_bytes`` in all (None: no bound),
+    each kept ``ttl`` seconds (None: until deleted)."""
+
+    def __init__(
+        self,
+        link: RedisLink,
+        *,
+        max_bytes: int | None = 1024 * 1024 * 1024,
+        ttl: float | None = None,
+    ) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.link = link
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self._put = link.client.register_script(_PUT)
+        self._delete = link.client.register_script(_DELETE)
+        self._every = link.key("fi")
+        self._used = link.key("fu")
+        self._sizes = link.key("fs")
+
+    def _file(self, file_id: str) -> str:
+        return self.link.key("f", file_id)
+
+    def _owned(self, owner: str) -> str:
+        return self.link.key("fo", owner)
+
+    async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
+        ns = time.time_ns()
+        size = len(data)
+        obj = FileObject(
+            new_file_id(), size, ns // 1_000_000_000, filename, purpose, content_type=content_type
+        )
+        owner = current_owner()
+        meta = _encoder.encode(_Record(obj, ns, owner))
+        ttl_ms = 0 if self.ttl is None else max(1, int(self.ttl * 1000))
+        limit = -1 if self.max_bytes is None else self.max_bytes
+        async with self.link.guard("file"):
+            stored, used = await self._put(
+                keys=[
+                    self._file(obj.id),
+                    self._every,
+                    self._owned(owner or ""),
+                    self._used,
+                    self._sizes,
+                ],
+                args=[obj.id, meta, data, owner or "", size, ns, limit, ttl_ms, self._file("")],
+            )
+        if not stored:
+            _check_room(size, int(used), self.max_bytes)
+        return obj
+
+    async def get(self, file_id: str) -> FileObject | None:
+        if not is_file_id(file_id):
+            return None
+        async with self.link.guard("file"):
+            meta = cast(bytes | None, await self.link.client.hget(self._file(file_id), "meta"))
+        record = _decode(meta)
+        return record.file if record is not None and _sees(record.owner) else None
+
+    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
+        if not is_file_id(file_id):
+            return None
+        async with self.link.guard("file"):
+            found = await self.link.client.hmget(self._file(file_id), ["meta", "data"])
+        meta, data = cast(list[bytes | None], found)
+        record = _decode(meta)
+        if record is None or data is None or not _sees(record.owner):
+            return None
+        return record.file.filename, record.file.content_type, data
+
+    async def list(self, purpose: str | None = None) -> list[FileObject]:
+        owner = current_owner()
+        index = self._every if owner is None else self._owned(owner)
+        client = self.link.client
+        async with self.link.guard("file"):
+            ids = [i.decode() for i in cast(list[bytes], await client.zrevrange(index, 0, -1))]
+            if not ids:
+                return []
+            async with client.pipeline(transaction=False) as pipe:
+                for file_id in ids:
+                    pipe.hget(self._file(file_id), "meta")
+                metas = await pipe.execute()
+            gone = [i for i, meta in zip(ids, metas, strict=True) if meta is None]
+            if gone:  # expired: out of this listing
+                await client.zrem(index, *gone)
+        records = [r for r in map(_decode, metas) if r is not None and _sees(r.owner)]
+        records.sort(key=lambda r: r.created_ns, reverse=True)
+        return [r.file for r in records if purpose is None or r.file.purpose == purpose]
+
+    async def delete(self, file_id: str) -> bool:
+        if not is_file_id(file_id):
+            return False
+        owner = current_owner()
+        async with self.link.guard("file"):
+            size = await self._delete(
+                keys=[self._file(file_id), self._every, self._used, self._sizes],
+                args=[file_id, "*" if owner is None else owner, self._owned("")],
+            )
+        return int(size) >= 0
+
+    async def room(self) -> int | None:
+        if self.max_bytes is None:
+            return None
+        async with self.link.guard("file"):
+            used = await self.link.client.get(self._used)
+        return max(0, self.max_bytes - int(used or 0))
+
+
+def _decode(meta: bytes | None) -> _Record | None:
+    return None if meta is None else _record.decode(meta)
