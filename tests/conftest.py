@@ -4,7 +4,9 @@ aioresponses 0.7.9 builds ``ClientResponse`` objects without the
 ``stream_writer`` argument that aiohttp 3.14 requires; the shim below supplies
 one, so mocked replies work on every aiohttp this project supports.
 
-The Redis tests share one real ``redis-server`` per run (:mod:`tests.redis_server`),
+Each test has a data directory of its own (``XDG_DATA_HOME``), so the
+durable default stores never share state between tests or touch the home
+directory. The Redis tests share one real ``redis-server`` per run (:mod:`tests.redis_server`),
 each test under a key prefix of its own.
 """
 
@@ -30,6 +32,13 @@ if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
             super().__init__(method, url, **kwargs)
 
     aioresponses.core.ClientResponse = _MockedResponse  # type: ignore[misc]
+
+
+@pytest.fixture(autouse=True)
+def _own_data_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
 
 
 # -- a real redis-server, shared by the Redis tests of one run ----------------------

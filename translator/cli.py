@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: config, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: config, else 8080)")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes serving the port (default: 1)"
+    )
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     serve.add_argument("--log-level", default="INFO", type=str.upper)
     serve.set_defaults(run=_serve)
@@ -108,13 +111,26 @@ def _serve(args: argparse.Namespace) -> int:
         config = Config.default(data_dir=default_data_dir())
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    app = create_app(config)
+    if args.workers < 1:
+        raise CLIError(f"--workers must be at least 1 (got {args.workers})")
+    if args.workers > 1 and not config.stores.shared:
+        raise CLIError(
+            f"--workers {args.workers} needs stores every worker shares: set [stores] "
+            "sessions and files to 'local' or a Redis URL, not 'memory'"
+        )
 
     def announce(root: str) -> None:
         _announce(sys.stdout, root, config)
 
     try:
-        run(app, host, port, announce=announce)
+        if args.workers > 1:
+            from .server.workers import run_workers
+
+            create_app(config)  # a configuration no worker could serve fails here, once
+            return run_workers(
+                lambda: create_app(config), host, port, args.workers, announce=announce
+            )
+        run(create_app(config), host, port, announce=announce)
     except OSError as exc:
         raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return EXIT_OK

@@ -9,7 +9,7 @@
     port = 8080
     api_keys_env = "TRANSLATOR_API_KEYS"   # or api_keys = ["..."]
     compat = "strict"                      # default compat mode for every backend
-    data_dir = "/var/lib/translator"       # uploaded files; in memory when unset
+    data_dir = "/var/lib/translator"       # local stores: files, sessions.sqlite3
     max_field_size = 8192                  # longest header name or value (bytes)
     max_line_size = 8192                   # longest request line (bytes)
     max_header_bytes = 32768               # whole request head (bytes)
@@ -36,6 +36,10 @@
     [fetch]                            # one guarded media fetcher for every backend
     allow = ["10.0.0.0/8"]             # hosts and networks allowed although not public
 
+    [stores]                           # a translator.stores.StoreSettings
+    sessions = "redis://127.0.0.1:6379/0"  # "memory" | "local" (default) | a Redis URL
+    files = "redis://127.0.0.1:6379/0"
+
 A bad file raises :class:`ConfigError`, whose message names the file and the
 key at fault.
 """
@@ -52,6 +56,7 @@ from msgspec import Meta
 
 from .backend import BackendSettings
 from .compat import Mode
+from .stores.settings import StoreSettings
 
 __all__ = [
     "Config",
@@ -97,7 +102,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     compat: Mode | None = None
     """The compat mode for every backend; unset, each backend's own mode holds."""
     data_dir: str | None = None
-    """Where uploaded files are kept; unset, they are kept in memory."""
+    """Where the ``local`` stores keep files and sessions; unset, :func:`default_data_dir`."""
     max_line_size: Positive = 8 * 1024
     """Longest request line (method, path and query) in bytes; longer is a 431."""
     max_field_size: Positive = 8 * 1024
@@ -167,6 +172,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backends: dict[str, BackendSettings] = msgspec.field(default_factory=dict)
     routes: list[Route] = msgspec.field(default_factory=list)
     fetch: FetchSettings | None = None
+    stores: StoreSettings = msgspec.field(default_factory=StoreSettings)
 
     @classmethod
     def default(cls, *, data_dir: str | None = None) -> Config:
@@ -196,6 +202,10 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(
                 f"default_backend: no backend named {self.default_backend!r} (configured: {known})"
             )
+        try:
+            self.stores.check()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         for i, route in enumerate(self.routes):
             if route.backend not in self.backends:
                 raise ConfigError(
@@ -235,6 +245,7 @@ def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
         backends=backends,
         routes=raw.routes,
         fetch=raw.fetch,
+        stores=raw.stores,
     )
     if not config.backends:
         defaults = Config.default()
@@ -260,7 +271,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def default_data_dir() -> str:
-    """Where ``translator serve`` keeps uploaded files when no configuration says."""
+    """Where the ``local`` stores keep files and sessions when no configuration says."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return os.path.join(base, "translator", "files")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -18,10 +17,11 @@ import pluggy
 from aiohttp import web
 
 from ..backend import BackendContext
-from ..config import Config, ConfigError, FetchSettings, ServerSettings
+from ..config import Config, ConfigError, FetchSettings, ServerSettings, default_data_dir
 from ..core import Translator
 from ..errors import ModelNotFoundError
-from ..stores import DiskFileStore, FileStore, MemoryFileStore, MemorySessionStore
+from ..stores import FileStore
+from ..stores.settings import open_stores
 from .chat import ChatHandler
 from .files import FileHandlers
 from .middleware import Handler, edge_middleware, public, safe_headers
@@ -66,27 +66,34 @@ def create_app(
     Pass ``translator`` to serve backends built elsewhere (the caller then
     closes it; its context is given the file store if it has none); otherwise
     the backends are built from ``config`` through the plugins of
-    ``plugin_manager`` and closed when the app shuts down. ``files`` replaces
-    the store ``config`` names (``server.data_dir``, else memory).
+    ``plugin_manager`` and closed when the app shuts down. The stores are
+    those of ``config.stores`` (local and durable by default, in
+    ``server.data_dir``); ``files`` replaces the file store.
     Raises :class:`~translator.config.ConfigError` for a configuration that
     cannot be served.
     """
     config = config or Config.default()
     settings = config.server
     api_keys = settings.resolve_api_keys(environ)
-    store = files or _file_store(settings.data_dir)
+    try:
+        stores = open_stores(
+            config.stores, settings.data_dir or default_data_dir(), environ=environ
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    store = files or stores.files
     owned = translator is None
     if translator is not None and translator.context.files is None:
         translator.context.files = store  # so that uploaded ids reach its backends
     if translator is None:
         config.check()
-        context = BackendContext(files=store, fetcher=_fetcher(config.fetch))
+        context = BackendContext(files=store, fetcher=_fetcher(config.fetch), cache=stores.cache)
         try:
             translator = Translator.from_settings(
                 config.backends,
                 plugin_manager=plugin_manager,
                 context=context,
-                sessions=MemorySessionStore(),
+                sessions=stores.sessions,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -124,6 +131,7 @@ def create_app(
             closer = getattr(fetcher, "aclose", None)
             if closer is not None:
                 await closer()
+        await stores.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
@@ -169,12 +177,6 @@ def _router(config: Config, backends: list[str]) -> Router:
     if default is not None and default not in backends:
         default = backends[0] if len(backends) == 1 else None
     return Router(config.routes, backends, default)
-
-
-def _file_store(data_dir: str | None) -> FileStore:
-    if data_dir is None:
-        return MemoryFileStore()
-    return DiskFileStore(Path(data_dir).expanduser())
 
 
 def _fetcher(settings: FetchSettings | None) -> object:

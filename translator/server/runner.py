@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +27,7 @@ from ..config import ServerSettings
 from .app import SETTINGS
 from .connections import ConnectionServer
 
-__all__ = ["base_url", "run", "serving"]
+__all__ = ["base_url", "run", "serve_socket", "serving"]
 
 
 def base_url(host: str, port: int) -> str:
@@ -44,6 +45,30 @@ async def serving(
     shutdown_timeout: float = 30.0,
 ) -> AsyncIterator[str]:
     """Serve ``app`` while the block runs; yields the root URL (port 0 picks a free port)."""
+    runner = await _start_runner(app, shutdown_timeout)
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0]
+        yield base_url(host, bound[1])
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_socket(
+    app: web.Application, sock: socket.socket, *, shutdown_timeout: float = 30.0
+) -> AsyncIterator[None]:
+    """Serve ``app`` on a listening socket (shared by the workers of one port)."""
+    runner = await _start_runner(app, shutdown_timeout)
+    try:
+        await web.SockSite(runner, sock).start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def _start_runner(app: web.Application, shutdown_timeout: float) -> web.AppRunner:
     settings = app.get(SETTINGS) or ServerSettings()
     runner = _Runner(
         app,
@@ -56,13 +81,7 @@ async def serving(
         keepalive_timeout=settings.keepalive_timeout,
     )
     await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0]
-        yield base_url(host, bound[1])
-    finally:
-        await runner.cleanup()
+    return runner
 
 
 def run(
