@@ -686,6 +686,7 @@ class OpenAICompatFactory:
             read_timeout=settings.read_timeout,
             total_timeout=settings.total_timeout,
             retries=settings.retries,
+            max_reply_bytes=settings.max_reply_bytes,
         )
         kind = _SessionKeepingBackend if keeps else OpenAICompatBackend
         return kind(

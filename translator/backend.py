@@ -50,6 +50,8 @@ class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     read_timeout: float = 120.0
     total_timeout: float = 600.0
     retries: int = 2
+    max_reply_bytes: int = 64 * 1024 * 1024
+    """Largest whole reply read from the backend; a longer one is a 502."""
     mode: Mode = Mode.STRICT
     matrix: dict[str, Treatment] = msgspec.field(default_factory=dict)
     options: dict[str, Any] = msgspec.field(default_factory=dict)

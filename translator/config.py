@@ -21,6 +21,8 @@
 
     [server.limits]
     max_body_bytes = 33554432
+    max_file_bytes_per_key = 134217728     # with API keys: each key's uploads, in all
+    max_files_per_key = 1000
     max_messages = 2048
     request_timeout = 600.0
 
@@ -84,6 +86,10 @@ class Limits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Largest JSON request body; a larger one is a 413."""
     max_file_bytes: Positive = 512 * 1024 * 1024
     """Largest file uploaded through ``/v1/files``; a larger one is a 413."""
+    max_file_bytes_per_key: Positive = 128 * 1024 * 1024
+    """With API keys, most bytes of uploaded files one key may keep; more is a 413."""
+    max_files_per_key: Positive = 1000
+    """With API keys, most uploaded files one key may keep; more is a 413."""
     max_messages: Positive = 2048
     """Most messages in one chat request; more is a 400."""
     request_timeout: Annotated[float, Meta(gt=0)] = 600.0

@@ -68,6 +68,8 @@ class TranslatorError(Exception):
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+    retry_after: int | None = None
+    """Seconds a client should wait before trying again (``Retry-After``), when known."""
 
     def __init__(
         self,

@@ -23,7 +23,13 @@ whether the upstream may have acted on the request:
 
 Nothing is retried after a read timeout (the upstream may be working on the
 request), on any other status, or once a stream has started. Cancelling a
-request closes its connection.
+request closes its connection. A ``Retry-After`` wait that would outlast the
+request's deadline (:data:`DEADLINE`, which the server sets) is not waited:
+the 429 or 503 is answered at once, with the upstream's ``Retry-After`` kept
+on the error for the client.
+
+A whole reply over ``max_reply_bytes`` is not read past that size: it is a
+502 ``upstream_reply_too_large``.
 
 Upstream words that reach a log or a client never carry the credentials the
 translator sent: each :class:`BoundClient` remembers the values of the
@@ -36,6 +42,7 @@ a log line also loses anything that looks like a token (``Bearer ...``,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import logging
 import math
@@ -58,6 +65,7 @@ from .errors import (
 )
 
 __all__ = [
+    "DEADLINE",
     "IDEMPOTENT_METHODS",
     "RETRIED_ALWAYS",
     "RETRIED_IF_IDEMPOTENT",
@@ -81,6 +89,11 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 UPSTREAM_AUTH_CODE = "upstream_authentication_failed"
 """The ``code`` of the 502 for an upstream that refused the translator's credentials."""
+
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "translator_deadline", default=None
+)
+"""The event loop time by which the current request must be answered, if any."""
 
 _sleep = asyncio.sleep  # the pause between attempts
 
@@ -121,7 +134,9 @@ class HttpPolicy(msgspec.Struct, frozen=True, kw_only=True):
     ``connect_timeout`` bounds opening a connection, ``read_timeout`` each
     wait for data, ``total_timeout`` one attempt as a whole. ``retries`` is
     the number of extra attempts; a ``Retry-After`` longer than
-    ``retry_after_max`` seconds is not waited for (the error is returned).
+    ``retry_after_max`` seconds, or past the :data:`DEADLINE`, is not waited
+    for (the error is returned). A whole reply is read up to
+    ``max_reply_bytes``; a longer one is a 502.
     """
 
     connect_timeout: float = 10.0
@@ -131,6 +146,7 @@ class HttpPolicy(msgspec.Struct, frozen=True, kw_only=True):
     backoff_base: float = 0.25
     backoff_max: float = 8.0
     retry_after_max: float = 30.0
+    max_reply_bytes: int = 64 * 1024 * 1024
 
     def timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(
@@ -258,7 +274,7 @@ class BoundClient:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
-                    reply = Reply(response.status, response.headers, await response.read())
+                    reply = Reply(response.status, response.headers, await self._read(response))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error, retryable = self._transport_error(exc, idempotent)
                 if last or not retryable:
@@ -318,7 +334,7 @@ class BoundClient:
                 continue
             if not 200 <= response.status < 300:
                 try:
-                    reply = Reply(response.status, response.headers, await response.read())
+                    reply = Reply(response.status, response.headers, await self._read(response))
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise self._transport_error(exc, False)[0] from exc
                 finally:
@@ -383,7 +399,11 @@ class BoundClient:
                 error_type="upstream_error",
                 code=f"upstream_{reply.status}",
             )
-        raise self.status_error(reply.status, reply.body, parse_error)
+        error = self.status_error(reply.status, reply.body, parse_error)
+        if reply.status in RETRIED_ALWAYS:  # the client is told how long to wait, if known
+            wait = _parse_retry_after(reply.headers.get("Retry-After") or "")
+            error.retry_after = None if wait is None else math.ceil(wait)
+        raise error
 
     def status_error(
         self, status: int, body: bytes, parse_error: MessageParser | None = None
@@ -417,6 +437,29 @@ class BoundClient:
         )
 
     # -- internals ----------------------------------------------------------
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, refused past ``max_reply_bytes`` (before reading, if it says)."""
+        limit = self.policy.max_reply_bytes
+        length = response.content_length
+        if length is not None and length <= limit:
+            return await response.read()
+        body = bytearray()
+        if length is None:
+            async for piece in response.content.iter_any():
+                body += piece
+                if len(body) > limit:
+                    break
+            else:
+                return bytes(body)
+        response.close()
+        log.warning("%s: a reply over %d bytes was refused", self.backend, limit)
+        raise UpstreamError(
+            f"The {self.backend} backend's reply is over the {limit} bytes this server "
+            "accepts (max_reply_bytes).",
+            backend=self.backend,
+            code="upstream_reply_too_large",
+        )
 
     def _credentials_refused(
         self, status: int, found: str | UpstreamDetail | None, body: bytes
@@ -457,6 +500,9 @@ class BoundClient:
         if retry_after is not None:
             delay = _parse_retry_after(retry_after)
             if delay is not None:
+                deadline = DEADLINE.get()
+                if deadline is not None and _now() + delay >= deadline:
+                    return None  # answered now: waiting would end past the deadline
                 return delay if delay <= self.policy.retry_after_max else None
         base = min(self.policy.backoff_max, self.policy.backoff_base * (2**attempt))
         return random.uniform(base / 2, base)
@@ -514,6 +560,10 @@ class BoundClient:
             f"The {self.backend} backend could not be reached: {type(exc).__name__}.",
             backend=self.backend,
         )
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _retried(status: int, idempotent: bool) -> bool:

@@ -37,6 +37,7 @@ class OllamaFactory:
             read_timeout=settings.read_timeout,
             total_timeout=settings.total_timeout,
             retries=settings.retries,
+            max_reply_bytes=settings.max_reply_bytes,
         )
         fetcher = context.fetcher
         owns_fetcher = fetcher is None

@@ -54,6 +54,7 @@ class VlmAgentFactory:
             read_timeout=settings.read_timeout,
             total_timeout=settings.total_timeout,
             retries=settings.retries,
+            max_reply_bytes=settings.max_reply_bytes,
             backoff_base=options.retry_backoff,
         )
         backend = VlmAgentBackend(

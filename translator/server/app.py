@@ -20,7 +20,7 @@ from ..backend import BackendContext
 from ..config import Config, ConfigError, FetchSettings, ServerSettings, default_data_dir
 from ..core import Translator
 from ..errors import ModelNotFoundError
-from ..stores import FileStore
+from ..stores import FileStore, QuotaFileStore
 from ..stores.settings import open_stores
 from .chat import ChatHandler
 from .files import FileHandlers
@@ -82,6 +82,11 @@ def create_app(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     store = files or stores.files
+    if api_keys:  # each key its own share of the store
+        limits = settings.limits
+        store = QuotaFileStore(
+            store, max_bytes=limits.max_file_bytes_per_key, max_files=limits.max_files_per_key
+        )
     owned = translator is None
     if translator is not None and translator.context.files is None:
         translator.context.files = store  # so that uploaded ids reach its backends

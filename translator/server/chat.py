@@ -20,6 +20,7 @@ from ..errors import (
     TranslatorError,
     UpstreamTimeoutError,
 )
+from ..http import DEADLINE
 from ..model import ChatChunk, ChatRequest
 from ..openai import decode_request, encode_response
 from .logs import log_event
@@ -30,11 +31,14 @@ from .sse import SSEWriter
 __all__ = [
     "BROKEN_BODY",
     "COMPAT_HEADER",
+    "CONTENT_ENCODINGS",
     "IGNORED_HEADER",
     "ChatHandler",
     "abandon_body",
     "broken_body",
+    "check_encoding",
     "read_body",
+    "unsupported_encoding",
 ]
 
 log = logging.getLogger("translator.server")
@@ -74,13 +78,38 @@ def broken_body(request: web.Request) -> InvalidRequestError:
     )
 
 
+CONTENT_ENCODINGS = frozenset({"gzip", "deflate", "identity"})
+"""The request ``Content-Encoding`` s a body may be sent with; any other is a 415."""
+
+
+def unsupported_encoding(encoding: str) -> InvalidRequestError:
+    """The 415 for a request body sent with ``encoding``."""
+    return InvalidRequestError(
+        f"The request's Content-Encoding '{encoding[:64]}' is not supported; "
+        "send the body as is, or with gzip or deflate.",
+        code="unsupported_content_encoding",
+        status=415,
+    )
+
+
+def check_encoding(request: web.Request) -> None:
+    """Refuse (415) a body whose ``Content-Encoding`` this server does not decode:
+    never read such a body as if it were plain."""
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+    if encoding is not None and encoding.strip().lower() not in CONTENT_ENCODINGS:
+        abandon_body(request)
+        raise unsupported_encoding(encoding)
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refused with a 413 past ``limit`` bytes (before reading it, if it says).
 
     A ``Content-Encoding`` body arrives decoded, so its Content-Length says
     nothing of its size: it is read in pieces, the limit applied to what it
-    decodes to. A body cut short or badly encoded is a 400.
+    decodes to. A body cut short or badly encoded is a 400, one in an
+    encoding not supported a 415.
     """
+    check_encoding(request)
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLargeError(
@@ -140,6 +169,8 @@ class ChatHandler:
         exchange.model = chat.model
         backend = exchange.backend = self.router.backend_for(chat.model)
         mode = self._mode(request)
+        # For this request's task: backends' retries never wait past its deadline.
+        DEADLINE.set(asyncio.get_running_loop().time() + self.timeout)
         if chat.stream is True:
             exchange.stream = True
             return await self._stream(request, exchange, chat, backend, mode)

@@ -29,13 +29,14 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadStatusLine, LineTooLong
+from aiohttp.http_exceptions import BadStatusLine, ContentEncodingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 
 from ..config import ServerSettings
 from ..errors import InvalidRequestError, TranslatorError
+from .chat import unsupported_encoding
 from .logs import log_event
 from .middleware import REQUEST_ID, error_response, new_request_id
 
@@ -258,6 +259,8 @@ def _low_level_error(
         return exc
     if status >= 500:
         return TranslatorError("The server had an error while reading your request.", status=status)
+    if isinstance(exc, ContentEncodingError):  # one aiohttp could decode with a package more
+        return unsupported_encoding(_encoding_named(str(exc)))
     if isinstance(exc, LineTooLong):
         # Not the parser's message: it quotes the header, which may hold a key.
         return HeadTooLargeError(
@@ -269,6 +272,14 @@ def _low_level_error(
         code="bad_http_request",
         status=status,
     )
+
+
+def _encoding_named(message: str) -> str:
+    """The encoding aiohttp's message names (``... brotli (br) ...``): never its advice."""
+    for name in ("br", "zstd"):
+        if f"({name})" in message:
+            return name
+    return "unknown"
 
 
 def _raw_answer(error: TranslatorError, headers: dict[str, str]) -> bytes:

@@ -11,7 +11,7 @@ from aiohttp import BodyPartReader, web
 
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from ..stores import FileObject, FileStore, FileStoreFullError
-from .chat import BROKEN_BODY, abandon_body
+from .chat import BROKEN_BODY, abandon_body, check_encoding
 
 __all__ = ["PURPOSES", "FileHandlers"]
 
@@ -64,6 +64,7 @@ class FileHandlers:
                 code="unsupported_media_type",
                 status=415,
             )
+        check_encoding(request)
         length = request.content_length
         if length is not None and length > self.max_bytes + _OVERHEAD:
             raise PayloadTooLargeError(

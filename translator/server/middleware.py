@@ -99,8 +99,14 @@ def public(handler: Handler) -> Handler:
     return handler
 
 
+_RETRY_STATUSES = frozenset({429, 503})
+
+
 def error_response(error: TranslatorError, headers: dict[str, str] | None = None) -> web.Response:
-    """The OpenAI error body for ``error``, with its status."""
+    """The OpenAI error body for ``error``, with its status; a 429 or 503 says
+    ``Retry-After`` (the error's own, else 1 second), which the OpenAI SDK honours."""
+    if error.status in _RETRY_STATUSES:
+        headers = {**(headers or {}), "Retry-After": str(error.retry_after or 1)}
     return web.Response(
         status=error.status, body=error.to_json(), content_type="application/json", headers=headers
     )

@@ -17,16 +17,19 @@ from .files import (
     new_file_id,
 )
 from .history import StreamRecorder, Turn, answer_message, merge_history
+from .quota import FileQuotaError, QuotaFileStore
 from .sessions import MemorySessionStore, SessionStore, split_instructions
 from .sqlite_sessions import SQLiteSessionStore
 
 __all__ = [
     "DiskFileStore",
     "FileObject",
+    "FileQuotaError",
     "FileStore",
     "FileStoreFullError",
     "MemoryFileStore",
     "MemorySessionStore",
+    "QuotaFileStore",
     "SQLiteSessionStore",
     "SessionStore",
     "StreamRecorder",

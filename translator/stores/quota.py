@@ -1,0 +1,77 @@
+"""A per-owner quota over any file store.
+
+With API keys, each key is a file owner (see :func:`~.files.file_owner`), and
+one key's uploads must not fill the store for every other key:
+:class:`QuotaFileStore` wraps any :class:`~.files.FileStore` and refuses (413,
+``file_quota_exceeded``) an upload that would take the current owner past
+``max_bytes`` of content or ``max_files`` files. With no owner current (a
+server without keys) only the wrapped store's own bound applies.
+
+An owner's usage is what the wrapped store lists for that owner, so the
+quota holds across restarts for a store that keeps its files; uploads by one
+owner are checked and put one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .files import FileObject, FileStore, FileStoreFullError, current_owner
+
+__all__ = ["FileQuotaError", "QuotaFileStore"]
+
+
+class FileQuotaError(FileStoreFullError):
+    """An upload would take its owner past the per-key quota (413)."""
+
+    default_code = "file_quota_exceeded"
+
+
+class QuotaFileStore(FileStore):
+    """``store``, with at most ``max_bytes`` of content and ``max_files`` files per owner."""
+
+    def __init__(self, store: FileStore, *, max_bytes: int, max_files: int) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
+        owner = current_owner()
+        if owner is None:
+            return await self.store.put(filename, content_type, data, purpose)
+        lock = self._locks.setdefault(owner, asyncio.Lock())
+        async with lock:
+            files = await self.store.list()
+            used = sum(f.bytes for f in files)
+            if len(files) + 1 > self.max_files:
+                raise FileQuotaError(
+                    f"Your API key has {len(files)} files, the most this server keeps for one "
+                    f"key (quota: {self.max_files} files); delete files to make room.",
+                    param="file",
+                )
+            if used + len(data) > self.max_bytes:
+                raise FileQuotaError(
+                    f"The file is {len(data)} bytes and your API key's files take {used}; "
+                    f"this server keeps at most {self.max_bytes} bytes of files for one key "
+                    "(quota); delete files to make room.",
+                    param="file",
+                )
+            return await self.store.put(filename, content_type, data, purpose)
+
+    async def get(self, file_id: str) -> FileObject | None:
+        return await self.store.get(file_id)
+
+    async def list(self, purpose: str | None = None) -> list[FileObject]:
+        return await self.store.list(purpose)
+
+    async def delete(self, file_id: str) -> bool:
+        return await self.store.delete(file_id)
+
+    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
+        return await self.store.read(file_id)
+
+    async def room(self) -> int | None:
+        """The wrapped store's room (the quota is checked by :meth:`put`, so that its
+        refusal names it)."""
+        return await self.store.room()
