@@ -231,14 +231,18 @@ class _File(Config, kw_only=True, forbid_unknown_fields=True):
 
 def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
     """Decode and check a TOML configuration; :class:`ConfigError` names the bad key."""
+    if not isinstance(text, str):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            why = f"not valid TOML: not UTF-8 text (byte {exc.start})"
+            raise ConfigError(f"{source}: {why}") from None
     try:
         raw = msgspec.toml.decode(text, type=_File)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_explain(str(exc))}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: not UTF-8 text ({exc.reason})") from None
     backends: dict[str, BackendSettings] = {}
     for name, table in raw.backends.items():
         try:

@@ -21,7 +21,8 @@ from msgspec import UnsetType
 
 from ..errors import InvalidRequestError
 from ..model import ChatRequest
-from ..model.tools import NOT_UTF8
+from ..model.tools import NOT_UTF8 as TEXT_NOT_UTF8
+from .unparsable import NOT_UTF8, why_unparsable
 
 __all__ = ["UNREADABLE", "decode_error", "key_param", "listed", "not_utf8", "shown"]
 
@@ -75,16 +76,31 @@ def decode_error(
     JSON nested deeper than the decoder goes, are invalid JSON.
     """
     if not isinstance(exc, msgspec.ValidationError):
-        why = (
-            _NOT_UTF8
-            if isinstance(exc, UnicodeDecodeError)
-            else "it is nested too deeply"
-            if isinstance(exc, RecursionError)
-            else str(exc)
+        return _unparsable(why_unparsable(body, too_deep=isinstance(exc, RecursionError)))
+    try:
+        return _validation_error(str(exc), body, root)
+    except (LookupError, TypeError, ValueError, AttributeError):
+        # msgspec said or placed something this module cannot follow (a wording
+        # of a release it does not know): still the client's 400, never a 500.
+        return InvalidRequestError(
+            "The request does not match the expected format.", param=_best_param(str(exc))
         )
-        return _unparsable(why)
-    match = _AT.match(str(exc))
-    assert match is not None
+
+
+def _best_param(text: str) -> str | None:
+    """The dotted path in a msgspec message, as far as it can be read, or ``None``."""
+    match = _AT.match(text)
+    path = match["path"] if match is not None else None
+    return path.removeprefix(".") or None if path else None
+
+
+def _validation_error(
+    text: str, body: bytes | bytearray | memoryview | None, root: Any
+) -> InvalidRequestError:
+    """The 400 for msgspec's validation message ``text``, in OpenAI's words."""
+    match = _AT.match(text)
+    if match is None:
+        return InvalidRequestError(f"Invalid request: {text}.")
     message, path, at_key = match["msg"], match["path"], match["key"] is not None
     field = _FIELD.match(message)
     if field is not None:
@@ -93,9 +109,6 @@ def decode_error(
         return _whole_body(message)
     spot = _locate(path or "", at_key, _document(body), root)
     return _explain(message, spot, at_key)
-
-
-_NOT_UTF8 = "its text is not valid UTF-8"
 
 
 def _unparsable(why: str, param: str | None = None) -> InvalidRequestError:
@@ -109,7 +122,7 @@ def _unparsable(why: str, param: str | None = None) -> InvalidRequestError:
 
 def not_utf8(param: str) -> InvalidRequestError:
     """The 400 for raw JSON at ``param`` (kept undecoded) whose text is not UTF-8."""
-    return _unparsable(f"{_NOT_UTF8}, in '{param}'", param)
+    return _unparsable(f"{NOT_UTF8}, in '{param}'", param)
 
 
 def _whole_body(message: str) -> InvalidRequestError:
@@ -143,7 +156,7 @@ def _explain(message: str, spot: _Spot, at_key: bool) -> InvalidRequestError:
             param=field,
             code="unknown_parameter",
         )
-    if message == NOT_UTF8:
+    if message == TEXT_NOT_UTF8:
         return not_utf8(param)
     if (typed := _TYPE.match(message)) is not None:
         expected = [_WORDS.get(t, f"`{t}`") for t in typed["expected"].split(" | ")]

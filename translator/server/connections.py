@@ -81,13 +81,26 @@ class Connection(RequestHandler):
         "_body_timer",
         "_head_bytes",
         "_head_timer",
+        "_limits",
         "_refused",
         "_settings",
     )
 
-    def __init__(self, manager: ConnectionServer, settings: ServerSettings, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+    def __init__(
+        self,
+        manager: ConnectionServer,
+        settings: ServerSettings,
+        *,
+        max_line_size: int = 8190,
+        max_field_size: int = 8190,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            manager, max_line_size=max_line_size, max_field_size=max_field_size, **kwargs
+        )
         self._settings = settings
+        self._limits = (max_line_size, max_field_size)
+        """Kept here: aiohttp before 3.12 does not keep them on the handler."""
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None
@@ -229,7 +242,7 @@ class Connection(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        error = _low_level_error(status, exc, message, self.max_line_size, self.max_field_size)
+        error = _low_level_error(status, exc, *self._limits)
         rid = new_request_id()
         if status >= 500:
             self.log_exception("error handling request request_id=%s", rid, exc_info=exc)
@@ -253,7 +266,7 @@ class Connection(RequestHandler):
 
 
 def _low_level_error(
-    status: int, exc: BaseException | None, message: str | None, line: int, field: int
+    status: int, exc: BaseException | None, line: int, field: int
 ) -> TranslatorError:
     if isinstance(exc, TranslatorError):
         return exc
@@ -267,8 +280,9 @@ def _low_level_error(
             f"The request line or a header is too long: this server accepts request lines of "
             f"at most {line} bytes and header names and values of at most {field}.",
         )
+    # Not the parser's message either: its wording is aiohttp's, and changes.
     return InvalidRequestError(
-        f"The request is not valid HTTP: {message or 'malformed'}",
+        "The request is not valid HTTP/1.1: its request line or headers could not be read.",
         code="bad_http_request",
         status=status,
     )
