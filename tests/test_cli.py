@@ -333,6 +333,7 @@ def test_serve_with_no_config_answers_every_model_and_keeps_files_on_disk(
     assert base.startswith("http://127.0.0.1:")
     assert base.endswith("/v1/openai")
     assert f"curl -s {base}/chat/completions" in banner
+    assert "python -m pip install openai" in banner  # the SDK example needs it
     assert f'openai.OpenAI(base_url="{base}"' in banner
     reply = _http(f"{base}/chat/completions", {**HELLO, "model": "any-model"})
     assert reply["choices"][0]["message"]["content"] == "Hello"

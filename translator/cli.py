@@ -158,7 +158,7 @@ def _announce(out: TextIO, root: str, config: Config) -> None:
         f"  curl -s {base}/chat/completions \\\n"
         f"    -H 'Content-Type: application/json'{auth} \\\n"
         f"    -d {shlex.quote(body)}\n\n"
-        "or with the OpenAI SDK:\n"
+        "or with the OpenAI SDK (python -m pip install openai, if it is not installed):\n"
         f"  python -c {shlex.quote(python)}\n"
     )
     out.flush()
