@@ -81,6 +81,7 @@ class Connection(RequestHandler):
         "_body_timer",
         "_head_bytes",
         "_head_timer",
+        "_idle_timer",
         "_limits",
         "_refused",
         "_settings",
@@ -108,6 +109,8 @@ class Connection(RequestHandler):
         self._body_started = self._body_last = 0.0
         self._body_bytes = 0
         self._body_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        """Runs from the connection's opening until its first byte."""
         self._refused = False
         """Set once the request being read is refused: nothing more is read."""
 
@@ -126,12 +129,18 @@ class Connection(RequestHandler):
             log_event(log, logging.WARNING, "connection_refused", reason="max_connections")
             return
         super().connection_made(transport)
+        # Not left to aiohttp: before 3.14.5 its keep-alive timer starts only
+        # after a first request, so a connection that never sends stays open.
+        self._idle_timer = self._loop.call_later(self._settings.keepalive_timeout, self._idle_late)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_timers()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._refused:
             return
         count = self._request_count
@@ -224,11 +233,17 @@ class Connection(RequestHandler):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _idle_late(self) -> None:
+        """Nothing was sent since the connection opened: close it, as an idle one."""
+        self._idle_timer = None
+        log_event(log, logging.DEBUG, "idle_connection_closed", remote=self._peer())
+        self.force_close()
+
     def _cancel_timers(self) -> None:
-        for timer in (self._head_timer, self._body_timer):
+        for timer in (self._head_timer, self._body_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._body_timer = None
+        self._head_timer = self._body_timer = self._idle_timer = None
 
     def _peer(self) -> str | None:
         transport = self.transport
