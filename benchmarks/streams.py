@@ -46,7 +46,7 @@ def _floor(lines: list[bytes], prefix: int) -> Loop:
 def _openai_lines(lines: list[bytes]) -> Loop | str:
     """An upstream's ``data:`` lines through the plugin's SSE parser, typed, framed again."""
     try:
-        from plugins.openai_compat import SSEDecoder
+        from translator_plugins.openai_compat import SSEDecoder
     except ImportError as exc:
         return f"plugin not importable: {exc}"
     events = [line + b"\n\n" for line in lines]
@@ -67,7 +67,7 @@ def _openai_lines(lines: list[bytes]) -> Loop | str:
 def _ollama_lines(lines: list[bytes]) -> Loop | str:
     """Ollama's NDJSON lines through the plugin's own line translator, then framed."""
     try:
-        from plugins.ollama.reply import LineTranslator
+        from translator_plugins.ollama.reply import LineTranslator
     except ImportError as exc:
         return f"plugin not importable: {exc}"
 

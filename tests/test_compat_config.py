@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from msgspec import UNSET
+from translator_plugins.echo import EchoFactory
+from translator_plugins.ollama import OllamaFactory
+from translator_plugins.openai_compat import OpenAICompatFactory
+from translator_plugins.vlm_agent import MATRIX as AGENT
+from translator_plugins.vlm_agent import VlmAgentFactory
 
-from plugins.echo import EchoFactory
-from plugins.ollama import OllamaFactory
-from plugins.openai_compat import OpenAICompatFactory
-from plugins.vlm_agent import MATRIX as AGENT
-from plugins.vlm_agent import VlmAgentFactory
 from translator.backend import BackendContext, BackendFactory, BackendSettings
 from translator.compat import Equals, Matrix, Mode, Treatment, rejected, supported
 from translator.core import Translator

@@ -418,7 +418,8 @@ def test_renamed_keeps_rules_and_policy() -> None:
 
 
 async def test_translator_returns_what_the_matrix_did() -> None:
-    from plugins.echo import EchoFactory
+    from translator_plugins.echo import EchoFactory
+
     from translator.backend import BackendContext, BackendSettings
     from translator.core import Translator
 

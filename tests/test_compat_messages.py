@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from translator_plugins.ollama import OllamaFactory
 
-from plugins.ollama import OllamaFactory
 from translator.backend import BackendContext, BackendSettings
 from translator.compat import Matrix, Mode, Treatment, ignored, rejected
 from translator.core import Translator

@@ -17,7 +17,7 @@ from translator.compat import (
     rejected,
     supported,
 )
-from translator.compat.render import builtin_matrices, matrix_to_json, render_rst, render_table
+from translator.matrices import builtin_matrices, matrix_to_json, render_rst, render_table
 from translator.plugins import backend_factories, get_plugin_manager
 
 AGENT = Matrix(

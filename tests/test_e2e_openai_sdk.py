@@ -13,8 +13,8 @@ from typing import Any
 
 import openai
 import pytest
+from translator_plugins.echo import MATRIX as ECHO_MATRIX
 
-from plugins.echo import MATRIX as ECHO_MATRIX
 from tests.sdk_client import SDK
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from translator_plugins.echo import MATRIX, EchoBackend, EchoFactory
 
-from plugins.echo import MATRIX, EchoBackend, EchoFactory
 from translator.backend import BackendContext, BackendSettings
 from translator.compat import REQUEST_FIELDS, Mode, Treatment
 from translator.core import Translator

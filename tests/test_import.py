@@ -80,7 +80,9 @@ def test_import_translator_loads_no_backend_and_no_aiohttp(probe: dict[str, list
     modules = probe["modules"]
     assert "translator" in modules, "the probe must really import the package"
     assert not [m for m in modules if m == "aiohttp" or m.startswith("aiohttp.")]
-    assert not [m for m in modules if m == "plugins" or m.startswith("plugins.")]
+    assert not [
+        m for m in modules if m == "translator_plugins" or m.startswith("translator_plugins.")
+    ]
     assert not [m for m in modules if m.startswith(("openai", "yarl", "multidict"))]
     assert not [m for m in modules if m in ("translator.server", "translator.http")]
 

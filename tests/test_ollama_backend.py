@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import translator_plugins.ollama
 from aiohttp.test_utils import TestServer
 from msgspec import UNSET
 
-import plugins.ollama
 from tests.ollama_server import PNG, FakeOllama, ImageHost, Script
 from translator import Translator
 from translator.backend import BackendSettings
@@ -59,7 +59,7 @@ async def images() -> AsyncIterator[tuple[ImageHost, TestServer]]:
 
 def make_translator(base_url: str, **options: Any) -> Translator:
     settings = BackendSettings(plugin="ollama", base_url=base_url, retries=0, options=options)
-    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[plugins.ollama])
+    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[translator_plugins.ollama])
     return Translator.from_settings({"local": settings}, plugin_manager=pm)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from translator_plugins.ollama import OllamaBackend
 
-from plugins.ollama import OllamaBackend
 from tests.ollama_server import PNG, FakeOllama, Script
 from translator import Translator
 from translator.backend import BackendContext

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import translator_plugins.ollama
 from aioresponses import aioresponses
 from yarl import URL
 
-import plugins.ollama
 from tests.ollama_server import PNG
 from translator import Translator
 from translator import http as http_module
@@ -31,7 +31,7 @@ async def translator() -> AsyncIterator[Translator]:
         api_key="sk-local",
         options={"models": {"gpt-4o-mini": "qwen3:8b"}},
     )
-    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[plugins.ollama])
+    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[translator_plugins.ollama])
     async with Translator.from_settings({"ollama": settings}, plugin_manager=pm) as t:
         yield t
 
@@ -151,7 +151,7 @@ async def test_a_chat_creates_nothing_so_a_gateway_error_is_retried(
 ) -> None:
     monkeypatch.setattr(http_module, "_sleep", _no_pause)
     settings = BackendSettings(plugin="ollama", base_url="http://ollama.test:11434", retries=2)
-    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[plugins.ollama])
+    pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[translator_plugins.ollama])
     reply = line("Hi!", done=True, done_reason="stop", prompt_eval_count=5, eval_count=2)
     async with Translator.from_settings({"ollama": settings}, plugin_manager=pm) as translator:
         with aioresponses() as mocked:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from translator_plugins.ollama import OllamaFactory
+from translator_plugins.ollama.options import FetchOptions, Options, parse_options
 
-from plugins.ollama import OllamaFactory
-from plugins.ollama.options import FetchOptions, Options, parse_options
 from translator.backend import BackendContext, BackendSettings
 from translator.config import parse_config
 from translator.fetch import DEFAULT_MAX_BYTES

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from translator_plugins.ollama import MATRIX, OllamaBackend
 
-from plugins.ollama import MATRIX, OllamaBackend
 from translator import Translator
 from translator.compat import PART_TYPES, REQUEST_FIELDS, ROLES, Treatment
 from translator.errors import (

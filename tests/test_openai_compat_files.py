@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from translator_plugins.openai_compat import MATRIX, OpenAICompatBackend
 
-from plugins.openai_compat import MATRIX, OpenAICompatBackend
 from translator.backend import BackendContext
 from translator.compat import supported
 from translator.core import Translator

@@ -7,8 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from plugins.openai_compat import (
+from translator_plugins.openai_compat import (
     MATRIX,
     OpenAICompatBackend,
     OpenAICompatFactory,
@@ -17,6 +16,7 @@ from plugins.openai_compat import (
     decode_response,
     parse_error,
 )
+
 from translator.backend import BackendContext, BackendSettings
 from translator.compat import REQUEST_FIELDS, Treatment
 from translator.errors import MalformedUpstreamError, UpstreamStatusError

@@ -84,7 +84,7 @@ def test_import_loads_no_plugin() -> None:
     code = (
         "import sys, translator; "
         "loaded = [m for m in sys.modules "
-        "if m.startswith('plugins') or m == 'translator.plugins']; "
+        "if m.startswith('translator_plugins') or m == 'translator.plugins']; "
         "print(loaded)"
     )
     out = subprocess.run(

@@ -9,7 +9,7 @@ import docutils.core
 import pytest
 
 from translator.compat import Matrix, ignored, supported
-from translator.compat.readme import BEGIN, COMMAND, END, main, replace_section, section, update
+from translator.readme import BEGIN, COMMAND, END, main, replace_section, section, update
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 SMALL = [Matrix("small", [supported("model", "sent"), ignored("user", "no users here")])]

@@ -17,9 +17,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import ContentLengthError
 from aiohttp.streams import StreamReader
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from translator_plugins.echo import MATRIX as ECHO_MATRIX
+from translator_plugins.echo import EchoBackend
 
-from plugins.echo import MATRIX as ECHO_MATRIX
-from plugins.echo import EchoBackend
 from translator import hookimpl
 from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
 from translator.compat import Treatment

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from translator_plugins.echo import EchoBackend
 
-from plugins.echo import EchoBackend
 from translator import Translator
 from translator.config import parse_config
 from translator.model import ChatRequest, ChatResponse, InputFilePart, UserMessage

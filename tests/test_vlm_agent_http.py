@@ -8,10 +8,10 @@ from typing import Any
 
 import msgspec
 import pytest
+import translator_plugins.vlm_agent as vlm_agent
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-import plugins.vlm_agent as vlm_agent
 from translator import http as http_module
 from translator.backend import BackendContext, BackendSettings
 from translator.errors import MalformedUpstreamError, TranslatorError

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 import openai.types.chat
 import pytest
+import translator_plugins.vlm_agent
 from aiohttp.test_utils import TestServer
 
-import plugins.vlm_agent
 from translator.backend import BackendContext, BackendSettings
 from translator.compat import Treatment
 from translator.core import Translator
@@ -61,7 +61,9 @@ async def make(agent: tuple[FakeAgentServer, TestServer]) -> AsyncIterator[Make]
             matrix=matrix or {},
             options={**FAST, **options},
         )
-        pm = get_plugin_manager(builtins=False, entry_points=False, plugins=[plugins.vlm_agent])
+        pm = get_plugin_manager(
+            builtins=False, entry_points=False, plugins=[translator_plugins.vlm_agent]
+        )
         translator = Translator.from_settings(
             {"vlm-agent": settings}, plugin_manager=pm, context=BackendContext(files=files)
         )

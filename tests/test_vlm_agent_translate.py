@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 import pytest
+import translator_plugins.vlm_agent as vlm_agent
 
-import plugins.vlm_agent as vlm_agent
 from translator.backend import BackendContext, BackendSettings
 from translator.compat import REQUEST_FIELDS, Treatment
 from translator.errors import (

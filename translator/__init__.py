@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__ as __version__
 from .backend import Backend, BackendContext, BackendFactory, BackendSettings
 from .compat import Matrix, Mode, Report, Rule, Treatment
 from .core import Completion, Stream, Translator
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from .plugins import get_plugin_manager
     from .server import create_app
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Backend",

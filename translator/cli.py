@@ -12,20 +12,22 @@ import argparse
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
-from . import __version__
-from .backend import Backend, BackendContext, BackendFactory, BackendSettings
+from ._version import __version__
+from .backend import Backend, BackendContext, BackendSettings
 from .compat import Action, Matrix, Mode, Report, Treatment
 from .config import Config, ConfigError, default_data_dir, load_config
 from .errors import TranslatorError
 
 if TYPE_CHECKING:
+    from pluggy import PluginManager
+
     from .plugins import BackendInfo
 
 __all__ = ["main"]
@@ -241,7 +243,7 @@ def _done(action: Action, backend: str) -> str:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from .compat.render import builtin_matrices, matrix_to_json, render_rst, render_table
+    from .matrices import builtin_matrices, matrix_to_json, render_rst, render_table
 
     matrices: list[Matrix]
     if args.backend:
@@ -294,38 +296,28 @@ def _build_backend(name: str, config_path: Path | None) -> Backend:
     settings: BackendSettings | None = None
     if config_path is not None:
         settings = load_config(config_path).backends.get(name)
-    factories = backend_factories(get_plugin_manager())
+    pm = get_plugin_manager()
     if settings is None:
+        factories = backend_factories(pm)
         if name not in factories:
             known = ", ".join(sorted(factories))
             where = "configured or a plugin" if config_path else "a plugin"
             raise CLIError(f"no backend {name!r} is {where} (plugins: {known})")
         settings = BackendSettings(plugin=name)
-    factory = factories.get(settings.plugin)
-    if factory is None:
-        raise CLIError(f"backend {name!r}: no plugin named {settings.plugin!r}")
-    return _create(factory, name, settings)
+    return _build({name: settings}, pm)[0]
 
 
-def _create(factory: BackendFactory, name: str, settings: BackendSettings) -> Backend:
-    """``factory.create``; a plugin refusing the settings is a one-line error."""
+def _build(settings: Mapping[str, BackendSettings], pm: PluginManager) -> list[Backend]:
+    """The backends of ``settings``; a plugin refusing its settings is a one-line error."""
+    from .plugins import build_backends
+
     try:
-        return factory.create(name, settings, BackendContext())
+        return list(build_backends(settings, pm, BackendContext()).values())
     except (ValueError, TypeError, OSError) as exc:
-        message = str(exc)
-        if name not in message:
-            message = f"backend {name!r}: {message}"
-        raise CLIError(message) from None
+        raise CLIError(str(exc)) from None
 
 
 def _configured_backends(config: Config) -> list[Backend]:
-    from .plugins import backend_factories, get_plugin_manager
+    from .plugins import get_plugin_manager
 
-    factories = backend_factories(get_plugin_manager())
-    backends: list[Backend] = []
-    for name, settings in config.backends.items():
-        factory = factories.get(settings.plugin)
-        if factory is None:
-            raise CLIError(f"backend {name!r}: no plugin named {settings.plugin!r}")
-        backends.append(_create(factory, name, settings))
-    return backends
+    return _build(config.backends, get_plugin_manager())

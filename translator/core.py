@@ -31,6 +31,9 @@ nothing to it.
 decodes a native reply. ``translate_request`` inlines its steps: it is the
 whole cost of a pure translation, measured by ``python -m benchmarks``.
 
+``Translator()`` given no backends gets the offline ``echo`` backend, built
+through the plugin registry like any other (the core names no plugin).
+
 ``Translator(sessions=...)``: left out or ``None``, a fresh
 :class:`~translator.stores.MemorySessionStore`; a :class:`~translator.stores.SessionStore`
 of your own; ``False`` to keep no history (session ids then only go to the
@@ -158,11 +161,13 @@ class Translator:
         self.sessions: SessionStore | None = (
             MemorySessionStore() if sessions is None else None if sessions is False else sessions
         )
-        self._backends: dict[str, Backend] = dict(backends or {})
-        if not self._backends:
-            from plugins.echo import EchoBackend
+        if not backends:
+            # The registry loads on first use: ``import translator`` loads no plugin.
+            from .plugins import DEFAULT_SETTINGS, build_backends, get_plugin_manager
 
-            self._backends["echo"] = EchoBackend()
+            pm = plugin_manager or get_plugin_manager(entry_points=False)
+            backends = build_backends(DEFAULT_SETTINGS, pm, self.context)
+        self._backends: dict[str, Backend] = dict(backends)
 
     @classmethod
     def from_settings(
@@ -173,20 +178,13 @@ class Translator:
         context: BackendContext | None = None,
         sessions: SessionStore | Literal[False] | None = None,
     ) -> Translator:
-        """Build every configured backend through the plugin that provides it."""
-        from .plugins import backend_factories, get_plugin_manager
+        """Build every configured backend through the plugin that provides it
+        (:func:`~translator.plugins.build_backends`)."""
+        from .plugins import build_backends, get_plugin_manager
 
         pm = plugin_manager or get_plugin_manager()
-        factories = backend_factories(pm)
         context = context or BackendContext()
-        backends: dict[str, Backend] = {}
-        for name, backend_settings in settings.items():
-            factory = factories.get(backend_settings.plugin)
-            if factory is None:
-                known = ", ".join(sorted(factories))
-                plugin = backend_settings.plugin
-                raise ValueError(f"backend {name!r}: no plugin named {plugin!r} (known: {known})")
-            backends[name] = factory.create(name, backend_settings, context)
+        backends = build_backends(settings, pm, context)
         return cls(backends, plugin_manager=pm, context=context, sessions=sessions)
 
     # -- backends -----------------------------------------------------------

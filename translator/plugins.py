@@ -1,28 +1,35 @@
-"""The plugin manager: built-in backends and installed ``translator`` entry points.
+"""The plugin registry: built-in backends, installed ``translator`` entry points,
+and :func:`build_backends`, the one way settings become backends.
 
 Nothing is loaded at import time; :func:`get_plugin_manager` does the loading.
-The built-ins in ``plugins/`` are registered exactly like a third party's
-package, through the same hooks.
+The built-ins (``plugins/`` in the source tree, installed as
+``translator_plugins``) are registered exactly like a third party's package,
+through the same hooks. The registry needs only the backend seam, so the core
+builds its backends through it (``Translator.from_settings``, the default
+backend of ``Translator()``) and no layer below names a plugin.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 import pluggy
 
 from . import hookspecs
-from .backend import BackendFactory
+from ._version import __version__
+from .backend import Backend, BackendContext, BackendFactory, BackendSettings
 
 __all__ = [
     "DEFAULT_PLUGINS",
+    "DEFAULT_SETTINGS",
     "DISTRIBUTION",
     "ENTRY_POINT_GROUP",
     "BackendInfo",
     "backend_factories",
     "backend_infos",
+    "build_backends",
     "get_plugin_manager",
 ]
 
@@ -31,11 +38,14 @@ DISTRIBUTION = "openai-translator"
 """The distribution the built-in plugins ship in."""
 
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("echo", "plugins.echo"),
-    ("openai-compatible", "plugins.openai_compat"),
-    ("vlm-agent", "plugins.vlm_agent"),
-    ("ollama", "plugins.ollama"),
+    ("echo", "translator_plugins.echo"),
+    ("openai-compatible", "translator_plugins.openai_compat"),
+    ("vlm-agent", "translator_plugins.vlm_agent"),
+    ("ollama", "translator_plugins.ollama"),
 )
+
+DEFAULT_SETTINGS: Mapping[str, BackendSettings] = {"echo": BackendSettings(plugin="echo")}
+"""The backends of a ``Translator()`` given none: the offline ``echo``."""
 
 
 def get_plugin_manager(
@@ -58,6 +68,34 @@ def get_plugin_manager(
         pm.register(plugin)
     pm.check_pending()
     return pm
+
+
+def build_backends(
+    settings: Mapping[str, BackendSettings],
+    plugin_manager: pluggy.PluginManager,
+    context: BackendContext,
+) -> dict[str, Backend]:
+    """Each configured backend, built by the plugin its settings name.
+
+    Raises :class:`ValueError` for a plugin nobody registered; a plugin that
+    refuses its settings (``ValueError``, ``TypeError``, ``OSError``) has its
+    error re-raised with the backend's name in front.
+    """
+    factories = backend_factories(plugin_manager)
+    backends: dict[str, Backend] = {}
+    for name, backend_settings in settings.items():
+        factory = factories.get(backend_settings.plugin)
+        if factory is None:
+            known = ", ".join(sorted(factories))
+            plugin = backend_settings.plugin
+            raise ValueError(f"backend {name!r}: no plugin named {plugin!r} (known: {known})")
+        try:
+            backends[name] = factory.create(name, backend_settings, context)
+        except (ValueError, TypeError, OSError) as exc:
+            if name not in str(exc):
+                exc.args = (f"backend {name!r}: {exc}",)
+            raise
+    return backends
 
 
 def backend_factories(pm: pluggy.PluginManager) -> dict[str, BackendFactory]:
@@ -94,7 +132,7 @@ def backend_infos(pm: pluggy.PluginManager) -> list[BackendInfo]:
             distribution: str | None = dist.project_name
             version: str | None = dist.version
         elif builtin:
-            distribution, version = DISTRIBUTION, _version()
+            distribution, version = DISTRIBUTION, __version__
         else:
             distribution = version = None
         infos.append(
@@ -130,8 +168,3 @@ def _registrations(pm: pluggy.PluginManager) -> list[tuple[pluggy.HookImpl, Back
         impl.function(register=register)
     return found
 
-
-def _version() -> str | None:
-    from . import __version__
-
-    return __version__

@@ -9,7 +9,7 @@ Configuration (a ``[backends.NAME]`` table with ``plugin = "vlm-agent"``):
 ``base_url`` (default ``https://agent.vlm.run/v1``), ``api_key`` or
 ``api_key_env``, the HTTP timeouts and ``retries``, ``mode``, ``matrix``
 overrides (``stream = "emulated"`` streams the whole answer), and the
-``options`` of :class:`~plugins.vlm_agent.backend.Options`.
+``options`` of :class:`~translator_plugins.vlm_agent.backend.Options`.
 """
 
 from __future__ import annotations

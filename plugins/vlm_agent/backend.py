@@ -63,7 +63,7 @@ _FileKey = tuple[str | None, str]
 
 __all__ = ["DEFAULT_BASE_URL", "Options", "VlmAgentBackend"]
 
-log = logging.getLogger("plugins.vlm_agent")
+log = logging.getLogger("translator_plugins.vlm_agent")
 
 DEFAULT_BASE_URL: Final = "https://agent.vlm.run/v1"
 

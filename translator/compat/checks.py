@@ -10,28 +10,21 @@ one attribute store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-import msgspec
 from msgspec import UNSET
 
 from ..errors import UnsupportedFieldError
 from ..model import ChatRequest
-from .fields import VALUE_ROWS
+from .applier import Applier, TopCheck, rejection
 from .report import Action
 from .rules import Rule, Treatment
-
-if TYPE_CHECKING:
-    from .matrix import Matrix
 
 __all__ = [
     "Check",
     "Drop",
-    "TopCheck",
-    "acting",
-    "first",
-    "rejection",
+    "SubCheck",
     "top_check",
     "top_dispatcher",
 ]
@@ -39,31 +32,11 @@ __all__ = [
 Check = Callable[[ChatRequest, list[Action], bool], None]
 """Checks one sent field: ``(request, actions, lenient)``; raises to reject it."""
 
-TopCheck = Callable[[ChatRequest, list[Action], bool], None]
-"""Runs the check of every field a request sent, in field order."""
-
-SubCheck = Callable[["Matrix", ChatRequest, list[Action], bool], None]
+SubCheck = Callable[[Applier, ChatRequest, list[Action], bool], None]
+"""Checks the sub-feature rows of one sent field: ``(applier, request, actions, lenient)``."""
 
 _SUPPORTED = Treatment.SUPPORTED
 _REJECTED = Treatment.REJECTED
-
-
-def first(rules: Sequence[Rule], value: Any) -> Rule | None:
-    """The first of ``rules`` that holds for ``value``."""
-    for rule in rules:
-        if rule.holds(value):
-            return rule
-    return None
-
-
-def acting(rules: Sequence[Rule] | None, value: Any) -> Rule | None:
-    """The rule that acts on ``value`` (anything but supported), or None."""
-    if rules is None:
-        return None
-    rule = first(rules, value)
-    if rule is None or rule.treatment is _SUPPORTED:
-        return None
-    return rule
 
 
 class Drop:
@@ -83,7 +56,7 @@ class Drop:
 
 
 def top_check(
-    matrix: Matrix, name: str, rules: tuple[Rule, ...], sub: SubCheck | None
+    matrix: Applier, name: str, rules: tuple[Rule, ...], sub: SubCheck | None
 ) -> Check | Drop:
     """How top-level field ``name`` is checked: its acting ``rules``, then its sub-feature rows."""
     if len(rules) == 1 and rules[0].when is None:
@@ -108,7 +81,7 @@ def top_check(
     return check
 
 
-def _fixed_drop(matrix: Matrix, name: str, rule: Rule) -> Drop:
+def _fixed_drop(matrix: Applier, name: str, rule: Rule) -> Drop:
     if rule.treatment is not _REJECTED:
         return Drop(Action(name, name, rule.treatment, rule.reason))
 
@@ -118,7 +91,7 @@ def _fixed_drop(matrix: Matrix, name: str, rule: Rule) -> Drop:
     return Drop(Action(name, name, rule.treatment, rule.reason, True), refuse)
 
 
-def _drop(matrix: Matrix, name: str, rule: Rule) -> Check:
+def _drop(matrix: Applier, name: str, rule: Rule) -> Check:
     """Act on field ``name`` by ``rule``: take it off the request and report it, or reject it."""
     fixed = _fixed_drop(matrix, name, rule)
     action, refuse = fixed.action, fixed.refuse
@@ -157,32 +130,3 @@ def top_dispatcher(checks: dict[str, Check | Drop]) -> TopCheck:
     exec("\n".join(lines), namespace)
     dispatcher: TopCheck = namespace["check_top"]
     return dispatcher
-
-
-def rejection(
-    matrix: Matrix, rule: Rule, field: str, path: str, value: Any
-) -> UnsupportedFieldError:
-    """The 400 for ``rule`` rejecting ``field`` (at ``path``, with ``value``)."""
-    if rule is matrix.unknown_rule:
-        return UnsupportedFieldError(
-            f"Unrecognized request argument supplied: {field}",
-            param=path,
-            code="unsupported_parameter",
-        )
-    reason = rule.reason.rstrip(". ")
-    head, dot, _ = field.partition(".")
-    value_row = bool(dot) and head in VALUE_ROWS and field.count(".") == 1
-    if rule.when is not None:
-        shown = msgspec.json.encode(value).decode() if _is_scalar(value) else "this value"
-        condition = f" {rule.describe_when()} (got {shown})"
-    else:
-        condition = ""
-    return UnsupportedFieldError(
-        f"The {matrix.backend} backend does not support '{field}'{condition}: {reason}.",
-        param=path,
-        code="unsupported_value" if rule.when is not None or value_row else "unsupported_parameter",
-    )
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)

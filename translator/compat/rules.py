@@ -10,6 +10,7 @@ import msgspec
 __all__ = [
     "Above",
     "Equals",
+    "Mode",
     "OneOf",
     "Rule",
     "Treatment",
@@ -19,6 +20,13 @@ __all__ = [
     "rejected",
     "supported",
 ]
+
+
+class Mode(enum.StrEnum):
+    """Strict mode refuses rejected fields; lenient mode drops and reports them."""
+
+    STRICT = "strict"
+    LENIENT = "lenient"
 
 
 class Treatment(enum.StrEnum):

@@ -3,28 +3,24 @@ stream options and the VLM agents extensions, each checked in its own way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from msgspec import UNSET
 
 from ..model import ChatRequest, StreamOptions, VlmRun, tag_of
+from .applier import Applier
+from .checks import SubCheck
 from .fields import REQUEST_FIELDS
 from .report import Action
 from .rules import Treatment
 
-if TYPE_CHECKING:
-    from .matrix import Matrix
-
 __all__ = ["SUB_CHECKS", "SubCheck"]
 
-SubCheck = Callable[["Matrix", ChatRequest, list[Action], bool], None]
-"""Checks the sub-feature rows of one sent field: ``(matrix, request, actions, lenient)``."""
 
 
 def _check_response_format(
-    m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool
+    m: Applier, request: ChatRequest, actions: list[Action], lenient: bool
 ) -> None:
     tag = tag_of(request.response_format)
     rule = m.sub_rule(f"response_format.{tag}", tag)
@@ -35,7 +31,7 @@ def _check_response_format(
 
 
 def _check_tool_choice(
-    m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool
+    m: Applier, request: ChatRequest, actions: list[Action], lenient: bool
 ) -> None:
     choice = request.tool_choice
     form = choice if isinstance(choice, str) else tag_of(choice)
@@ -46,7 +42,7 @@ def _check_tool_choice(
             request.tool_choice = UNSET
 
 
-def _check_tools(m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
+def _check_tools(m: Applier, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
     tools = request.tools
     assert tools is not UNSET
     kept = []
@@ -73,7 +69,7 @@ _VLMRUN_ROWS = _option_rows("vlmrun", VlmRun)
 
 
 def _check_options(
-    m: Matrix, options: Any, rows: _Rows, actions: list[Action], lenient: bool
+    m: Applier, options: Any, rows: _Rows, actions: list[Action], lenient: bool
 ) -> None:
     """Apply the rows of a struct's own fields (``stream_options.include_usage``)."""
     for name, row in rows:
@@ -87,19 +83,19 @@ def _check_options(
 
 
 def _check_stream_options(
-    m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool
+    m: Applier, request: ChatRequest, actions: list[Action], lenient: bool
 ) -> None:
     options = request.stream_options
     if options is not None and options is not UNSET:
         _check_options(m, options, _STREAM_OPTION_ROWS, actions, lenient)
 
 
-def _check_vlmrun(m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
+def _check_vlmrun(m: Applier, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
     assert request.vlmrun is not UNSET
     _check_options(m, request.vlmrun, _VLMRUN_ROWS, actions, lenient)
 
 
-def _no_sub_check(m: Matrix, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
+def _no_sub_check(m: Applier, request: ChatRequest, actions: list[Action], lenient: bool) -> None:
     """Sub-feature rows of a field the canonical model does not look into."""
 
 

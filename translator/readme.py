@@ -1,6 +1,6 @@
 """The README's compatibility section, generated from the built-in matrices.
 
-``python -m translator.compat.readme [--check] [PATH]`` rewrites the text
+``python -m translator.readme [--check] [PATH]`` rewrites the text
 between the markers of ``PATH`` (default ``README.rst``); with ``--check`` it
 writes nothing and exits 1 when the section is out of date.
 """
@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .matrix import Matrix
-from .render import builtin_matrices, render_rst
+from .compat import Matrix
+from .matrices import builtin_matrices, render_rst
 
 __all__ = ["BEGIN", "COMMAND", "END", "main", "replace_section", "section", "update"]
 
 BEGIN = ".. BEGIN COMPATIBILITY MATRIX"
 END = ".. END COMPATIBILITY MATRIX"
-COMMAND = "python -m translator.compat.readme"
+COMMAND = "python -m translator.readme"
 
 _INTRO = f"""\
 .. Generated from the backends' matrices by ``{COMMAND}``; do not edit by hand.

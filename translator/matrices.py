@@ -2,6 +2,8 @@
 
 These are what ``translator matrix --format json|table|rst`` prints, and the
 README's compatibility section is :func:`render_rst` of :func:`builtin_matrices`.
+They belong to the command line, above the registry: the matrices themselves
+(:mod:`translator.compat`) know nothing of how they are shown.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Sequence
 
 import msgspec
 
-from .matrix import Matrix
-from .rules import Rule, Treatment
+from .backend import BackendContext, BackendSettings
+from .compat import Matrix, Rule, Treatment
+from .plugins import backend_factories, build_backends, get_plugin_manager
 
 __all__ = ["builtin_matrices", "matrix_to_json", "render_rst", "render_table"]
 
@@ -149,17 +152,14 @@ def builtin_matrices() -> list[Matrix]:
     backend does no I/O. A plugin that cannot be built without an address
     (``openai-compatible``) is given a loopback placeholder, never contacted.
     """
-    from ..backend import BackendContext, BackendSettings
-    from ..plugins import backend_factories, get_plugin_manager
-
-    factories = backend_factories(get_plugin_manager(entry_points=False))
+    pm = get_plugin_manager(entry_points=False)
     context = BackendContext()
     found: list[Matrix] = []
-    for name in sorted(factories):
+    for name in sorted(backend_factories(pm)):
         try:
-            backend = factories[name].create(name, BackendSettings(plugin=name), context)
+            built = build_backends({name: BackendSettings(plugin=name)}, pm, context)
         except ValueError:
             settings = BackendSettings(plugin=name, base_url=_PLACEHOLDER_URL)
-            backend = factories[name].create(name, settings, context)
-        found.append(backend.matrix)
+            built = build_backends({name: settings}, pm, context)
+        found.append(built[name].matrix)
     return found
