@@ -58,6 +58,7 @@ from msgspec import Meta
 
 from .backend import BackendSettings
 from .compat import Mode
+from .openai.invalid import decode_error
 from .stores.settings import StoreSettings
 
 __all__ = [
@@ -240,7 +241,7 @@ def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
     try:
         raw = msgspec.toml.decode(text, type=_File)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_explain(str(exc))}") from None
+        raise ConfigError(f"{source}: {_explain(exc, _File)}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     backends: dict[str, BackendSettings] = {}
@@ -248,7 +249,8 @@ def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
         try:
             backends[name] = msgspec.convert(table, BackendSettings)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"{source}: backends.{name}.{_explain(str(exc))}") from None
+            why = _explain(exc, BackendSettings, f"backends.{name}.")
+            raise ConfigError(f"{source}: {why}") from None
     config = Config(
         default_backend=raw.default_backend,
         server=raw.server,
@@ -286,15 +288,19 @@ def default_data_dir() -> str:
     return os.path.join(base, "translator", "files")
 
 
-def _explain(message: str) -> str:
-    """msgspec's ``Expected `int`, got `str` - at `$.server.port``` as ``server.port: ...``."""
-    text, sep, where = message.partition(" - at `$")
-    path = where.rstrip("`").lstrip(".") if sep else ""
-    for prefix, what in (
-        ("Object contains unknown field `", "unknown key"),
-        ("Object missing required field `", "required key is missing"),
-    ):
-        if text.startswith(prefix):
-            key = text[len(prefix) :].rstrip("`")
-            return f"{path + '.' if path else ''}{key}: {what}"
-    return f"{path}: {text}" if path else text
+def _explain(exc: msgspec.ValidationError, root: Any, prefix: str = "") -> str:
+    """A validation failure in this project's words, naming the key at fault.
+
+    The wording is the one request errors get (:func:`~translator.openai.decode_error`),
+    never msgspec's own; ``prefix`` is put before the key (``backends.NAME.``).
+    """
+    error = decode_error(exc, None, root)
+    key = prefix + (error.param or "")
+    if error.code == "unknown_parameter":
+        return f"{key}: unknown key"
+    if error.code == "missing_required_parameter":
+        return f"{key}: required key is missing"
+    message = error.message
+    if error.param:
+        message = message.replace(f"'{error.param}'", f"'{key}'")
+    return message if not key or f"'{key}'" in message else f"{key}: {message}"

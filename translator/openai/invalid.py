@@ -11,6 +11,7 @@ This runs only when decoding failed.
 
 from __future__ import annotations
 
+import enum
 import re
 import types
 from collections.abc import Iterator
@@ -390,6 +391,8 @@ def _each_literal(tp: Any) -> Iterator[object]:
     for member in _members(tp):
         if get_origin(member) is Literal:
             yield from get_args(member)
+        elif isinstance(member, type) and issubclass(member, enum.Enum):
+            yield from (item.value for item in member)
 
 
 def shown(value: Any) -> str:
