@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 
 import msgspec
 
@@ -12,6 +13,7 @@ from translator.core import Translator
 
 from .backends import discover
 from .corpus import build_payloads, stream_lines
+from .deploy import compare_workers, session_costs
 from .report import judge, render
 from .results import Results, Row, environment
 from .server import compare_servers
@@ -34,10 +36,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     server: bool = True
     server_requests: int = 2_000
     server_repeats: int = 5
+    session_turns: int = 500
+    session_rounds: int = 5
 
 
 FULL = Settings()
-QUICK = Settings(rounds=31, budget_s=0.00025, server_requests=300, server_repeats=3)
+QUICK = Settings(
+    rounds=31,
+    budget_s=0.00025,
+    server_requests=300,
+    server_repeats=3,
+    session_turns=100,
+    session_rounds=3,
+)
 
 
 def measure(
@@ -81,10 +92,31 @@ def measure(
             results.server_note = server
         else:
             results.server = server
+        _measure_deployment(results, settings, small, say)
     else:
         results.server_note = "skipped (--no-server)"
+        results.deploy_note = "skipped (--no-server)"
     results.targets = judge(results)
     return results
+
+
+def _measure_deployment(
+    results: Results, settings: Settings, body: bytes, say: Callable[[str], None]
+) -> None:
+    """``--workers 1`` against ``2``, and a session turn's cost per store."""
+    say("server: --workers 1 and 2 at 16 and 64 concurrent")
+    workers = asyncio.run(
+        compare_workers(body, requests=settings.server_requests, repeats=settings.server_repeats)
+    )
+    if isinstance(workers, str):
+        results.deploy_note = workers
+    else:
+        results.workers = workers
+    say("session turns: memory, local and Redis stores")
+    results.stores, note = asyncio.run(
+        session_costs(turns=settings.session_turns, rounds=settings.session_rounds)
+    )
+    results.deploy_note = "; ".join(filter(None, (results.deploy_note, note)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .results import Results, Row, ServerComparison, Target
+from .results import LoadStats, Results, Row, ServerComparison, StoreCost, Target
 from .stages import STAGES_BY_HAND
 
 __all__ = [
@@ -249,6 +249,41 @@ def render_server(server: Sequence[ServerComparison]) -> str:
     return _table(header, body, right=set(range(11)))
 
 
+def render_workers(workers: Sequence[LoadStats]) -> str:
+    """``--workers 1`` against ``--workers 2``, each concurrency's rows together."""
+    one = {w.concurrency: w for w in workers if w.server == "workers 1"}
+    body = [
+        [
+            str(w.concurrency),
+            w.server.removeprefix("workers "),
+            f"{w.rps:,.0f}",
+            f"{w.rps / one[w.concurrency].rps:.2f}x" if w.concurrency in one else "",
+            f"{w.p50_ms:.3f}",
+            f"{w.p99_ms:.3f}",
+            str(w.errors),
+        ]
+        for w in workers
+    ]
+    header = ["concurrent", "workers", "rps", "vs 1 worker", "p50 ms", "p99 ms", "errors"]
+    return _table(header, body, right=set(range(7)))
+
+
+def render_stores(stores: Sequence[StoreCost]) -> str:
+    """What a session turn costs with each store."""
+    base = next((s.us_per_request for s in stores if s.store == "no session"), None)
+    body = [
+        [
+            s.store,
+            f"{s.us_per_request:,.0f}",
+            "" if base is None else f"{s.us_per_request - base:+,.0f}",
+            f"{s.x_no_session:.2f}x",
+        ]
+        for s in stores
+    ]
+    header = ["store", "us/request", "store's cost", "vs no session"]
+    return _table(header, body, right={1, 2, 3})
+
+
 def render_targets(targets: Sequence[Target]) -> str:
     """The targets, each with pass or MISS."""
     body = [
@@ -294,6 +329,20 @@ def render(results: Results) -> str:
         parts += ["", render_server(results.server)]
     else:
         parts += [f"  not measured: {results.server_note}"]
+    parts += [
+        "",
+        "Server as deployed: translator serve --workers 1 and 2 (echo backend, local stores),"
+        " the same load generator, medians of the runs:",
+    ]
+    parts += ["", render_workers(results.workers)] if results.workers else []
+    parts += [
+        "",
+        "A session turn, in process (echo backend; 10 turns a session; the store's cost ="
+        " us/request - no session):",
+    ]
+    parts += ["", render_stores(results.stores)] if results.stores else []
+    if results.deploy_note:
+        parts += [f"  not measured: {results.deploy_note}"]
     parts += ["", "Targets:", "", render_targets(results.targets)]
     return "\n".join(parts) + "\n"
 

@@ -16,6 +16,7 @@ __all__ = [
     "Results",
     "Row",
     "ServerComparison",
+    "StoreCost",
     "Target",
     "environment",
 ]
@@ -94,6 +95,14 @@ class ServerComparison(msgspec.Struct, kw_only=True):
         return self.translator.rps / self.bare.rps if self.bare.rps else 0.0
 
 
+class StoreCost(msgspec.Struct, kw_only=True):
+    """What a request costs in a session kept by one store (``no session``: no store)."""
+
+    store: str
+    us_per_request: float
+    x_no_session: float
+
+
 class Target(msgspec.Struct, kw_only=True):
     """One of the code's performance targets, as this run measured it."""
 
@@ -132,6 +141,10 @@ class Results(msgspec.Struct, kw_only=True):
     rows: list[Row]
     server: list[ServerComparison] = msgspec.field(default_factory=list)
     server_note: str = ""
+    workers: list[LoadStats] = msgspec.field(default_factory=list)
+    """The server with ``--workers 1`` and ``2`` (``server`` says which), per concurrency."""
+    stores: list[StoreCost] = msgspec.field(default_factory=list)
+    deploy_note: str = ""
     targets: list[Target] = msgspec.field(default_factory=list)
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from .loadgen import Run
 from .results import LoadStats, ServerComparison
 
-__all__ = ["LEVELS", "compare_servers", "real_app"]
+__all__ = ["LEVELS", "LoadClient", "Run", "compare_servers", "real_app"]
 
 LEVELS = (1, 16, 64)
 _PATH = "/v1/chat/completions"
@@ -100,7 +100,7 @@ async def _drive(
 ) -> list[LoadStats]:
     """Warm both servers up, then load them in turns: each level, ``repeats`` times."""
     runs: list[LoadStats] = []
-    async with _LoadClient() as client:
+    async with LoadClient() as client:
         for server, url in urls.items():
             warmup = max(64, requests // 4)
             await client.run(
@@ -120,7 +120,7 @@ class _LoadError(Exception):
     """The load generator stopped answering."""
 
 
-class _LoadClient:
+class LoadClient:
     """The load generator process, driven one run at a time."""
 
     def __init__(self) -> None:
@@ -128,7 +128,7 @@ class _LoadClient:
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(LoadStats)
 
-    async def __aenter__(self) -> _LoadClient:
+    async def __aenter__(self) -> LoadClient:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

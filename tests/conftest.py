@@ -6,7 +6,7 @@ one, so mocked replies work on every aiohttp this project supports.
 
 Each test has a data directory of its own (``XDG_DATA_HOME``), so the
 durable default stores never share state between tests or touch the home
-directory. The Redis tests share one real ``redis-server`` per run (:mod:`tests.redis_server`),
+directory. The Redis tests share one real ``redis-server`` per run (:mod:`benchmarks.redis_server`),
 each test under a key prefix of its own.
 """
 
@@ -22,7 +22,7 @@ import aioresponses.core
 import pytest
 from aiohttp import ClientResponse
 
-from tests.redis_server import RedisServer
+from benchmarks.redis_server import RedisServer
 
 if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
 

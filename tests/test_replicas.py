@@ -15,7 +15,7 @@ import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.redis_server import RedisServer
+from benchmarks.redis_server import RedisServer
 from tests.serve_process import RecordingUpstream, Served, start_serve, stop
 from tests.vlm_agent_server import FakeAgentServer
 

@@ -17,7 +17,7 @@ import openai
 import pytest
 from redis import asyncio as aioredis
 
-from tests.redis_server import RedisServer
+from benchmarks.redis_server import RedisServer
 from translator.config import parse_config
 from translator.server import create_app, serving
 

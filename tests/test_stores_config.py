@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_server import RedisServer
+from benchmarks.redis_server import RedisServer
 from translator.config import ConfigError, parse_config
 from translator.stores import (
     DiskFileStore,

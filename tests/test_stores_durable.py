@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_server import RedisServer
+from benchmarks.redis_server import RedisServer
 from translator.model import (
     AssistantMessage,
     FunctionCall,

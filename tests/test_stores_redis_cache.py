@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.redis_server import RedisServer
+from benchmarks.redis_server import RedisServer
 from translator.stores.redis_cache import RedisCache
 from translator.stores.redis_link import RedisLink
 

@@ -1,9 +1,9 @@
-"""A real ``redis-server`` on loopback, for the tests of the Redis stores.
+"""A real ``redis-server`` on loopback, for the Redis store benchmarks and tests.
 
 :class:`RedisServer` starts the binary in a temporary directory on a free
 loopback port, with persistence off, and can be stopped and started again on
-the same port (the fault tests do). A missing binary fails the test with a
-message saying what to install: Redis tests are never skipped.
+the same port (the fault tests do). A missing binary is a :class:`RuntimeError`
+saying what to install: the tests fail with it, never skip.
 """
 
 from __future__ import annotations
