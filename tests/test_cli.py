@@ -395,7 +395,7 @@ def test_serve_with_a_config_and_keys(served: Any, tmp_path: Path) -> None:
 def test_the_banner_model_is_one_the_server_routes(toml: str, model: str) -> None:
     from translator.cli import _example_model
     from translator.config import parse_config
-    from translator.server.routing import Router
+    from translator.routing import RouteTable as Router
 
     config = parse_config(toml)
     assert _example_model(config) == model

@@ -18,8 +18,8 @@ from translator.config import (
 )
 from translator.errors import ModelNotFoundError
 from translator.plugins import DEFAULT_PLUGINS, get_plugin_manager
+from translator.routing import RouteTable as Router
 from translator.server import TRANSLATOR, create_app
-from translator.server.routing import Router
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
 

@@ -124,7 +124,7 @@ def test_every_error_descends_from_translator_error_and_has_a_status() -> None:
         (errors.NotFoundError("x"), 404, "not_found_error", None),
         (errors.ModelNotFoundError("x"), 404, "invalid_request_error", "model_not_found"),
         (errors.PayloadTooLargeError("x"), 413, "invalid_request_error", "payload_too_large"),
-        (errors.RateLimitError("x"), 429, "rate_limit_error", None),
+        (errors.RateLimitError("x"), 429, "rate_limit_error", "rate_limit_exceeded"),
         (errors.StoreUnavailableError("x"), 503, "server_error", "store_unavailable"),
         (errors.UpstreamError("x"), 502, "upstream_error", None),
         (errors.UpstreamUnavailableError("x"), 502, "upstream_error", "upstream_unavailable"),

@@ -168,10 +168,10 @@ def _announce(out: TextIO, root: str, config: Config) -> None:
 
 def _example_model(config: Config) -> str:
     """The first model ``GET /v1/models`` lists; without one, a name that is routed."""
-    from .server.routing import Router, listed_models
+    from .routing import RouteTable, listed_models
 
-    router = Router(config.routes, config.backends, config.fallback_backend)
-    for model, _ in listed_models(config, router):
+    router = RouteTable(config.routes, config.backends, config.fallback_backend)
+    for model, _ in listed_models(config.backends, router):
         return model
     # Nothing listed: a name a prefix route takes, else any name the default takes.
     prefixed = next((r.model[:-1] for r in config.routes if r.is_prefix and r.model != "*"), None)

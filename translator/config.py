@@ -33,7 +33,8 @@
 
     [[routes]]
     model = "vlm-agent-*"              # a trailing * matches a prefix
-    backend = "agent"
+    backend = "agent"                  # or backends = [...] and a strategy:
+                                       # see translator.routing.settings
 
     [fetch]                            # one guarded media fetcher for every backend
     allow = ["10.0.0.0/8"]             # hosts and networks allowed although not public
@@ -59,6 +60,7 @@ from msgspec import Meta
 from .backend import BackendSettings
 from .compat import Mode
 from .openai.invalid import decode_error
+from .routing.settings import HealthSettings, RateLimitSettings, Route
 from .stores.settings import StoreSettings
 
 __all__ = [
@@ -158,18 +160,6 @@ class FetchSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_redirects: Annotated[int, Meta(ge=0)] = 3
 
 
-class Route(msgspec.Struct, forbid_unknown_fields=True):
-    """A ``[[routes]]`` entry: requests for ``model`` go to ``backend``."""
-
-    model: Annotated[str, Meta(min_length=1)]
-    """An exact model name, or a prefix ending in ``*``."""
-    backend: str
-
-    @property
-    def is_prefix(self) -> bool:
-        return self.model.endswith("*")
-
-
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration file."""
 
@@ -178,6 +168,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     backends: dict[str, BackendSettings] = msgspec.field(default_factory=dict)
     routes: list[Route] = msgspec.field(default_factory=list)
+    routing: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    rate_limits: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
     fetch: FetchSettings | None = None
     stores: StoreSettings = msgspec.field(default_factory=StoreSettings)
 
@@ -214,14 +206,15 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         for i, route in enumerate(self.routes):
-            if route.backend not in self.backends:
-                raise ConfigError(
-                    f"routes[{i}].backend: no backend named {route.backend!r} (configured: {known})"
-                )
-            if "*" in route.model[:-1]:
-                raise ConfigError(
-                    f"routes[{i}].model: '*' may only end a model pattern (got {route.model!r})"
-                )
+            problem = route.problem()
+            if problem is not None:
+                raise ConfigError(f"routes[{i}].{problem}")
+            key = "backends" if route.backends else "backend"
+            for backend in route.candidates:
+                if backend not in self.backends:
+                    raise ConfigError(
+                        f"routes[{i}].{key}: no backend named {backend!r} (configured: {known})"
+                    )
 
 
 class _File(Config, kw_only=True, forbid_unknown_fields=True):
@@ -256,6 +249,8 @@ def parse_config(text: str | bytes, *, source: str = "<config>") -> Config:
         server=raw.server,
         backends=backends,
         routes=raw.routes,
+        routing=raw.routing,
+        rate_limits=raw.rate_limits,
         fetch=raw.fetch,
         stores=raw.stores,
     )

@@ -97,6 +97,10 @@ class TranslatorError(Exception):
             }
         }
 
+    def headers(self) -> dict[str, str] | None:
+        """Headers the error response carries besides the body (``Retry-After``), if any."""
+        return None
+
     def to_json(self) -> bytes:
         """The OpenAI error body, encoded."""
         detail = ErrorDetail(self.message, self.error_type, self.param, self.code)
@@ -163,8 +167,20 @@ class PayloadTooLargeError(TranslatorError):
 
 
 class RateLimitError(TranslatorError):
+    """Too many requests or tokens; ``retry_after`` says in how many seconds to try again."""
+
     status = 429
     error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str] | None:
+        return None if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class StoreUnavailableError(TranslatorError):
@@ -214,8 +230,11 @@ class UpstreamStatusError(UpstreamError):
         error_type: str | None = None,
         param: str | None = None,
         code: str | None = None,
+        upstream_status: int | None = None,
     ) -> None:
         super().__init__(message, backend=backend, param=param, code=code, status=status)
+        self.upstream_status = status if upstream_status is None else upstream_status
+        """The status the backend answered with (``status`` is what the client is shown)."""
         if error_type is not None:
             self.error_type = error_type  # type: ignore[misc]
         elif status < 500:

@@ -426,6 +426,7 @@ class BoundClient:
                 error_type=found.type or (None if shown < 500 else "upstream_error"),
                 param=found.param,
                 code=found.code,
+                upstream_status=status,
             )
         message = found or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
         return UpstreamStatusError(
@@ -434,6 +435,7 @@ class BoundClient:
             backend=self.backend,
             error_type=None if shown < 500 else "upstream_error",
             code=f"upstream_{status}",
+            upstream_status=status,
         )
 
     # -- internals ----------------------------------------------------------

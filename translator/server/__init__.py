@@ -4,7 +4,7 @@ Mount it in an aiohttp application of your own, or run it with
 :func:`run` / ``translator serve``.
 """
 
-from .app import PREFIXES, TRANSLATOR, create_app
+from .app import DISPATCHER, PREFIXES, TRANSLATOR, create_app
 from .runner import run, serving
 
-__all__ = ["PREFIXES", "TRANSLATOR", "create_app", "run", "serving"]
+__all__ = ["DISPATCHER", "PREFIXES", "TRANSLATOR", "create_app", "run", "serving"]

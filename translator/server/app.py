@@ -20,20 +20,23 @@ from ..backend import BackendContext
 from ..config import Config, ConfigError, FetchSettings, ServerSettings, default_data_dir
 from ..core import Translator
 from ..errors import ModelNotFoundError
+from ..routing import Dispatcher, RateLimiter, RouteTable, listed_models
 from ..stores import FileStore, QuotaFileStore
 from ..stores.settings import open_stores
 from .chat import ChatHandler
 from .files import FileHandlers
 from .middleware import Handler, edge_middleware, public, safe_headers
-from .routing import Router, listed_models
 
-__all__ = ["PREFIXES", "SETTINGS", "TRANSLATOR", "create_app"]
+__all__ = ["DISPATCHER", "PREFIXES", "SETTINGS", "TRANSLATOR", "create_app"]
 
 log = logging.getLogger("translator.server")
 
 PREFIXES = ("/v1", "/v1/openai")
 TRANSLATOR = web.AppKey("translator", Translator)
 """The app's :class:`Translator`, for embedders: ``app[TRANSLATOR]``."""
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+"""The app's :class:`~translator.routing.Dispatcher`: its ``health.snapshot()`` is every
+backend's health and load."""
 SETTINGS = web.AppKey("server_settings", ServerSettings)
 """The ``[server]`` settings the app was built with (:func:`~.runner.serving` reads the
 HTTP parser's limits from them)."""
@@ -103,14 +106,22 @@ def create_app(
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     router = _router(config, list(translator.backends))
+    dispatcher = Dispatcher(translator, router, config.routing)
+    limiter = None
+    if _limited(config):
+        try:
+            limiter = RateLimiter.configured(config.rate_limits, config.stores, environ=environ)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     app = web.Application(middlewares=[edge_middleware(api_keys)])
     app.on_response_prepare.append(safe_headers)
     app[TRANSLATOR] = translator
+    app[DISPATCHER] = dispatcher
     app[SETTINGS] = settings
 
-    chat = ChatHandler(translator, router, settings.limits, settings.compat)
+    chat = ChatHandler(dispatcher, settings.limits, settings.compat, limiter)
     file_routes = FileHandlers(store, settings.limits.max_file_bytes)
-    models = _models_handlers(router, listed_models(config, router))
+    models = _models_handlers(router, listed_models(config.backends, router))
     for prefix in PREFIXES:
         app.router.add_post(f"{prefix}/chat/completions", chat.handle)
         app.router.add_get(f"{prefix}/models", models[0], allow_head=False)
@@ -130,6 +141,8 @@ def create_app(
         for name in router.unreached():
             log.warning("backend %s: no route and no default_backend leads to it", name)
         yield
+        if limiter is not None:
+            await limiter.aclose()
         if owned:
             await translator.aclose()
             fetcher = translator.context.fetcher
@@ -151,7 +164,7 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(body=_HEALTH, content_type="application/json")
 
 
-def _models_handlers(router: Router, listed: list[tuple[str, str]]) -> tuple[Handler, Handler]:
+def _models_handlers(router: RouteTable, listed: list[tuple[str, str]]) -> tuple[Handler, Handler]:
     created = int(time.time())
     listing = _encoder.encode(ModelList([ModelCard(m, created, b) for m, b in listed]))
 
@@ -171,17 +184,26 @@ def _models_handlers(router: Router, listed: list[tuple[str, str]]) -> tuple[Han
     return list_models, retrieve_model
 
 
-def _router(config: Config, backends: list[str]) -> Router:
+def _router(config: Config, backends: list[str]) -> RouteTable:
     known = ", ".join(backends)
     for i, route in enumerate(config.routes):
-        if route.backend not in backends:
-            raise ConfigError(
-                f"routes[{i}].backend: no backend named {route.backend!r} (serving: {known})"
-            )
+        for backend in route.candidates:
+            if backend not in backends:
+                raise ConfigError(f"routes[{i}]: no backend named {backend!r} (serving: {known})")
     default = config.fallback_backend
     if default is not None and default not in backends:
         default = backends[0] if len(backends) == 1 else None
-    return Router(config.routes, backends, default)
+    return RouteTable(config.routes, backends, default)
+
+
+def _limited(config: Config) -> bool:
+    """Whether any rate limit is configured."""
+    limits = config.rate_limits
+    return (
+        limits.requests_per_minute is not None
+        or limits.tokens_per_minute is not None
+        or any(r.requests_per_minute or r.tokens_per_minute for r in config.routes)
+    )
 
 
 def _fetcher(settings: FetchSettings | None) -> object:

@@ -1,11 +1,14 @@
-"""``POST /v1/chat/completions``: route by model, apply the matrix, answer or stream."""
+"""``POST /v1/chat/completions``: route by model, apply the matrix, answer or stream.
+
+Every answer says which backend gave it (``x-translator-backend``) and which
+were tried, in order (``x-translator-attempts``); a caller over a rate limit
+is refused before any backend is (see :mod:`translator.routing`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -13,7 +16,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from ..compat import Mode, Report
 from ..config import Limits
-from ..core import Translator, read_metadata
+from ..core import read_metadata
 from ..errors import (
     InvalidRequestError,
     PayloadTooLargeError,
@@ -21,14 +24,17 @@ from ..errors import (
     UpstreamTimeoutError,
 )
 from ..http import DEADLINE
-from ..model import ChatChunk, ChatRequest
+from ..model import ChatChunk, ChatRequest, ChatResponse
 from ..openai import decode_request, encode_response
+from ..routing import Dispatcher, RateLimiter, Route
+from ..tokens import estimate_tokens
 from .logs import log_event
 from .middleware import EXCHANGE, REQUEST_ID, Exchange
-from .routing import Router
 from .sse import SSEWriter
 
 __all__ = [
+    "ATTEMPTS_HEADER",
+    "BACKEND_HEADER",
     "BROKEN_BODY",
     "COMPAT_HEADER",
     "CONTENT_ENCODINGS",
@@ -45,6 +51,8 @@ log = logging.getLogger("translator.server")
 
 IGNORED_HEADER = "x-translator-ignored"
 COMPAT_HEADER = "x-translator-compat"
+BACKEND_HEADER = "x-translator-backend"
+ATTEMPTS_HEADER = "x-translator-attempts"
 _MODES = {m.value: m for m in Mode}
 
 
@@ -138,10 +146,14 @@ class ChatHandler:
     """Everything a chat request needs, prepared once when the app is built."""
 
     def __init__(
-        self, translator: Translator, router: Router, limits: Limits, mode: Mode | None
+        self,
+        dispatcher: Dispatcher,
+        limits: Limits,
+        mode: Mode | None,
+        limiter: RateLimiter | None = None,
     ) -> None:
-        self.translator = translator
-        self.router = router
+        self.dispatcher = dispatcher
+        self.limiter = limiter
         self.max_body = limits.max_body_bytes
         self.max_messages = limits.max_messages
         self.timeout = limits.request_timeout
@@ -156,7 +168,8 @@ class ChatHandler:
                 code="unsupported_media_type",
                 status=415,
             )
-        chat = decode_request(await read_body(request, self.max_body))
+        body = await read_body(request, self.max_body)
+        chat = decode_request(body)
         if len(chat.messages) > self.max_messages:
             raise InvalidRequestError(
                 f"The request has {len(chat.messages)} messages; "
@@ -167,26 +180,36 @@ class ChatHandler:
         exchange = request[EXCHANGE]
         exchange.allow_logging = read_metadata(chat).allow_logging
         exchange.model = chat.model
-        backend = exchange.backend = self.router.backend_for(chat.model)
+        route = self.dispatcher.plan(chat.model).route
+        limiter = self.limiter
+        if limiter is not None and limiter.applies(route):
+            await limiter.admit(exchange.session_scope, route)
+        else:
+            limiter = None
         mode = self._mode(request)
         # For this request's task: backends' retries never wait past its deadline.
         DEADLINE.set(asyncio.get_running_loop().time() + self.timeout)
         if chat.stream is True:
             exchange.stream = True
-            return await self._stream(request, exchange, chat, backend, mode)
+            return await self._stream(request, exchange, chat, body, mode, route, limiter)
         try:
             async with asyncio.timeout(self.timeout) as deadline:
-                completion = await self.translator.complete(
-                    chat, backend, mode=mode, session_scope=exchange.session_scope
+                routed = await self.dispatcher.complete(
+                    chat, body, mode=mode, session_scope=exchange.session_scope
                 )
         except TimeoutError:
             if deadline.expired():
                 raise _deadline_error(self.timeout) from None
             raise
+        exchange.backend = routed.backend
+        response = routed.completion.response
+        if limiter is not None and limiter.counts_tokens(route):
+            await limiter.spend(exchange.session_scope, route, _tokens(response))
+        headers = self._report_headers(exchange, routed.report)
+        headers[BACKEND_HEADER] = routed.backend
+        headers[ATTEMPTS_HEADER] = ", ".join(routed.attempts)
         return web.Response(
-            body=encode_response(completion.response),
-            content_type="application/json",
-            headers=self._report_headers(exchange, completion.report),
+            body=encode_response(response), content_type="application/json", headers=headers
         )
 
     def _mode(self, request: web.Request) -> Mode | None:
@@ -202,10 +225,10 @@ class ChatHandler:
         return mode
 
     @staticmethod
-    def _report_headers(exchange: Exchange, report: Report) -> Mapping[str, str] | None:
+    def _report_headers(exchange: Exchange, report: Report) -> dict[str, str]:
         dropped = report.header()
         if not dropped:
-            return None
+            return {}
         exchange.ignored = dropped
         return {IGNORED_HEADER: dropped}
 
@@ -214,35 +237,32 @@ class ChatHandler:
         request: web.Request,
         exchange: Exchange,
         chat: ChatRequest,
-        backend: str,
+        body: bytes,
         mode: Mode | None,
+        route: Route,
+        limiter: RateLimiter | None,
     ) -> web.StreamResponse:
         """Headers go out only once the first chunk is in hand, so that a failure
-        before it is a plain HTTP error; a failure after it ends the stream with
-        an SSE error event and no ``[DONE]``."""
+        before it is a plain HTTP error (or, on a route of several backends, a
+        try on the next); a failure after it ends the stream with an SSE error
+        event and no ``[DONE]``."""
         loop = asyncio.get_running_loop()
         when = loop.time() + self.timeout
-        stream = None
-        first: ChatChunk | None = None
         try:
             async with asyncio.timeout_at(when) as deadline:
-                stream = await self.translator.stream(
-                    chat, backend, mode=mode, session_scope=exchange.session_scope
+                routed = await self.dispatcher.stream(
+                    chat, body, mode=mode, session_scope=exchange.session_scope
                 )
-                chunks = aiter(stream)
-                first = await anext(chunks, None)
         except TimeoutError:
-            if stream is not None:
-                await stream.aclose()
             if deadline.expired():
                 raise _deadline_error(self.timeout) from None
             raise
-        except BaseException:
-            if stream is not None:
-                await stream.aclose()
-            raise
-        headers = dict(self._report_headers(exchange, stream.report) or {})
+        exchange.backend = routed.backend
+        headers = self._report_headers(exchange, routed.report)
+        headers[BACKEND_HEADER] = routed.backend
+        headers[ATTEMPTS_HEADER] = ", ".join(routed.attempts)
         headers[REQUEST_ID] = exchange.request_id
+        tokens = _StreamTokens() if limiter is not None and limiter.counts_tokens(route) else None
         writer = SSEWriter()
         try:
             await writer.start(request, headers)
@@ -251,16 +271,26 @@ class ChatHandler:
             raise
         try:
             async with asyncio.timeout_at(when) as deadline:
+                first = routed.first
                 if first is not None:
                     await writer.send(first)
-                async for chunk in chunks:
-                    await writer.send(chunk)
+                    if tokens is not None:
+                        tokens.add(first)
+                if tokens is not None:
+                    async for chunk in routed:
+                        await writer.send(chunk)
+                        tokens.add(chunk)
+                else:
+                    async for chunk in routed:
+                        await writer.send(chunk)
             await writer.done()
         except ConnectionResetError:
             log_event(log, logging.INFO, "client_disconnected", request_id=exchange.request_id)
         except TranslatorError as exc:
+            routed.failed(exc)
             await _end_with(writer, exc)
         except TimeoutError as exc:
+            routed.failed(exc)
             await _end_with(writer, _deadline_error(self.timeout) if deadline.expired() else exc)
         except Exception as exc:  # unexpected: logged, and the stream ends with a 500 event
             rid = exchange.request_id
@@ -277,8 +307,41 @@ class ChatHandler:
                 ),
             )
         finally:
-            await stream.aclose()
+            await routed.aclose()
+            if limiter is not None and tokens is not None:
+                await limiter.spend(exchange.session_scope, route, tokens.total)
         return writer.response
+
+
+def _tokens(response: ChatResponse) -> int:
+    """The tokens an answer used: as the backend reported, else estimated from its text."""
+    total = response.usage.total_tokens
+    if total:
+        return total
+    return sum(estimate_tokens(c.message.content or "") for c in response.choices)
+
+
+class _StreamTokens:
+    """The tokens a stream used: its usage chunk's total, else an estimate from its text."""
+
+    __slots__ = ("estimate", "reported")
+
+    def __init__(self) -> None:
+        self.estimate = 0
+        self.reported = 0
+
+    def add(self, chunk: ChatChunk) -> None:
+        usage = chunk.usage
+        if usage is not None and usage is not UNSET:
+            self.reported = usage.total_tokens
+        for choice in chunk.choices:
+            content = choice.delta.content
+            if content:
+                self.estimate += estimate_tokens(content)
+
+    @property
+    def total(self) -> int:
+        return self.reported or self.estimate
 
 
 async def _end_with(writer: SSEWriter, error: TranslatorError | TimeoutError) -> None:

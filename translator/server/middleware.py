@@ -199,7 +199,7 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
             with file_owner(exchange.session_scope):  # each key sees its own uploads
                 response = await handler(request)
         except TranslatorError as exc:
-            response = error_response(exc)
+            response = error_response(exc, exc.headers())
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -39,9 +39,10 @@ if TYPE_CHECKING:
     from ..backend import SharedCache
     from .redis_link import RedisLink
 
-__all__ = ["StoreSettings", "Stores", "open_stores"]
+__all__ = ["REDIS_SCHEMES", "StoreSettings", "Stores", "open_stores"]
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""How a store setting that names a Redis begins."""
 
 
 class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -65,7 +66,7 @@ class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """Raise :class:`ValueError` naming the key whose value is no store."""
         for key in ("sessions", "files"):
             value = getattr(self, key)
-            if value not in ("memory", "local") and not value.startswith(_REDIS_SCHEMES):
+            if value not in ("memory", "local") and not value.startswith(REDIS_SCHEMES):
                 raise ValueError(
                     f"stores.{key}: {value!r} is no store; use 'memory', 'local' or a "
                     "redis:// or rediss:// URL"

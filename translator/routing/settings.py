@@ -1,0 +1,138 @@
+"""What the configuration says about routing: routes, health, and per-key rate limits.
+
+::
+
+    [[routes]]
+    model = "vlm-agent-1"
+    backends = ["agent-eu", "agent-us"]    # or backend = "agent" for one
+    strategy = "fallback"                  # round-robin | least-busy | weighted
+    weights = { agent-eu = 3, agent-us = 1 }
+    models = { agent-us = "vlm-agent-1-us" }   # the model name each backend is sent
+    fallback_on = ["connect", "timeout", "5xx", "429"]
+    attempt_timeout = 30.0                 # seconds one attempt may take before the next
+    requests_per_minute = 60               # per API key, on this route
+    tokens_per_minute = 20000
+
+    [routing]
+    cooldown_after = 3                     # consecutive failures that cool a backend down
+    cooldown_seconds = 30.0                # then one probe request is let through
+
+    [rate_limits]                          # per API key (one bucket without keys)
+    requests_per_minute = 600
+    tokens_per_minute = 200000
+    redis_url = "redis://127.0.0.1:6379/0" # shared counters; unset: the sessions' Redis
+                                           # when [stores] sessions is one, else in process
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "FALLBACK_CLASSES",
+    "HealthSettings",
+    "RateLimitSettings",
+    "Route",
+    "Strategy",
+]
+
+Positive = Annotated[int, Meta(gt=0)]
+Seconds = Annotated[float, Meta(gt=0)]
+
+FALLBACK_CLASSES = frozenset({"connect", "timeout", "5xx", "429", "malformed"})
+"""The failure classes ``fallback_on`` may name, besides a status (``"503"``):
+``connect`` (the upstream could not be reached), ``timeout``, ``5xx`` (any
+server error, the upstream refusing the translator's credentials included),
+``429``, ``malformed`` (a reply that could not be understood)."""
+
+
+class Strategy(enum.StrEnum):
+    """How a route orders its backends for each request."""
+
+    FALLBACK = "fallback"
+    """In the order given; the next only when one fails."""
+    ROUND_ROBIN = "round-robin"
+    """Each request starts at the next backend."""
+    LEAST_BUSY = "least-busy"
+    """The backend with the fewest requests in flight first."""
+    WEIGHTED = "weighted"
+    """Smooth weighted round-robin: a backend of weight 3 starts three requests in four."""
+
+
+class Route(msgspec.Struct, forbid_unknown_fields=True):
+    """A ``[[routes]]`` entry: requests for ``model`` go to ``backend`` or ``backends``."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    """An exact model name, or a prefix ending in ``*``."""
+    backend: str | None = None
+    backends: list[str] = msgspec.field(default_factory=list)
+    strategy: Strategy = Strategy.FALLBACK
+    weights: dict[str, Positive] = msgspec.field(default_factory=dict)
+    """Per backend, for ``weighted`` (1 when left out)."""
+    models: dict[str, str] = msgspec.field(default_factory=dict)
+    """Per backend, the model name it is sent in place of the client's."""
+    fallback_on: list[str] = msgspec.field(
+        default_factory=lambda: ["connect", "timeout", "5xx", "429"]
+    )
+    """The failures after which the next backend is tried; a client's 4xx never is."""
+    attempt_timeout: Seconds | None = None
+    """Seconds one attempt may take (within what remains of the request's deadline)."""
+    requests_per_minute: Positive | None = None
+    tokens_per_minute: Positive | None = None
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.model.endswith("*")
+
+    @property
+    def candidates(self) -> list[str]:
+        """The backends of the route, in the order given."""
+        return self.backends or ([self.backend] if self.backend is not None else [])
+
+    def problem(self) -> str | None:
+        """What is wrong with the route on its own (``key: why``), if anything."""
+        if self.backend is None and not self.backends:
+            return "backend: required key is missing (or give backends = [...])"
+        if self.backend is not None and self.backends:
+            return "backends: give backend or backends, not both"
+        if len(set(self.backends)) != len(self.backends):
+            return "backends: a backend is named twice"
+        if "*" in self.model[:-1]:
+            return f"model: '*' may only end a model pattern (got {self.model!r})"
+        names = set(self.candidates)
+        for key, table in (("weights", self.weights), ("models", self.models)):
+            stray = sorted(set(table) - names)
+            if stray:
+                return f"{key}: {', '.join(stray)} is not one of the route's backends"
+        bad = [c for c in self.fallback_on if c not in FALLBACK_CLASSES and not _is_status(c)]
+        if bad:
+            known = ", ".join(sorted(FALLBACK_CLASSES))
+            return f"fallback_on: {bad[0]!r} is neither a status (500-599, 429) nor one of {known}"
+        return None
+
+
+def _is_status(text: str) -> bool:
+    return text.isdigit() and (500 <= int(text) <= 599 or text == "429")
+
+
+class HealthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[routing]`` table: passive health of every backend."""
+
+    cooldown_after: Positive = 3
+    """Consecutive failed attempts after which a backend is cooled down."""
+    cooldown_seconds: Seconds = 30.0
+    """How long a backend stays cooled down; then one probe request is let through."""
+
+
+class RateLimitSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[rate_limits]`` table: per API key, per minute."""
+
+    requests_per_minute: Positive | None = None
+    tokens_per_minute: Positive | None = None
+    redis_url: str | None = None
+    """Count in this Redis, so that the limits hold across processes and replicas;
+    unset, in the sessions' Redis when ``[stores] sessions`` is one, else in process."""
