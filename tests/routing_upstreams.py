@@ -37,6 +37,7 @@ class StandIn:
         self.delay = 5.0
         self.bodies: list[dict[str, Any]] = []
         self.in_flight = 0
+        self.most_in_flight = 0
         self.server: TestServer | None = None
 
     @property
@@ -48,6 +49,7 @@ class StandIn:
         body = await request.json()
         self.bodies.append(body)
         self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             return await self._answer(request, body)
         finally:

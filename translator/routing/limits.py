@@ -123,6 +123,7 @@ class RateLimiter:
         stores: StoreSettings,
         *,
         environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> RateLimiter:
         """Counting in ``settings.redis_url``, else in the sessions' Redis when the
         stores are in Redis, else in this process."""
@@ -130,7 +131,7 @@ class RateLimiter:
         if url is None and stores.sessions.startswith(REDIS_SCHEMES):
             url = stores.sessions
         if url is None:
-            return cls(settings)
+            return cls(settings, clock=clock)
         try:
             from ..stores.redis_link import RedisLink
         except ImportError:
@@ -142,7 +143,7 @@ class RateLimiter:
         if stores.password_env is not None:
             password = (os.environ if environ is None else environ).get(stores.password_env)
         link = RedisLink(url, prefix=stores.prefix, password=password, timeout=stores.timeout)
-        return cls(settings, RedisCounters(link))
+        return cls(settings, RedisCounters(link), clock=clock)
 
     def applies(self, route: Route) -> bool:
         """Whether any limit holds for requests on ``route``."""
