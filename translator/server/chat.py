@@ -267,7 +267,7 @@ class ChatHandler:
         try:
             await writer.start(request, headers)
         except BaseException:  # no stream began: the edge answers, or closes the connection
-            await stream.aclose()
+            await routed.aclose()
             raise
         try:
             async with asyncio.timeout_at(when) as deadline:
