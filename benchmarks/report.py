@@ -229,6 +229,9 @@ def render_server(server: Sequence[ServerComparison]) -> str:
         "bare p99",
         "cpu us/req",
         "bare cpu",
+        "2-route cpu",
+        "2-route p50",
+        "x 1-route cpu",
     ]
     body = [
         [
@@ -243,10 +246,13 @@ def render_server(server: Sequence[ServerComparison]) -> str:
             f"{c.bare.p99_ms:.3f}",
             _num(c.translator.server_cpu_us, 1),
             _num(c.bare.server_cpu_us, 1),
+            _num(c.fallback.server_cpu_us if c.fallback else None, 1),
+            f"{c.fallback.p50_ms:.3f}" if c.fallback else "-",
+            _num(c.fallback_cpu_ratio, 2),
         ]
         for c in server
     ]
-    return _table(header, body, right=set(range(11)))
+    return _table(header, body, right=set(range(14)))
 
 
 def render_workers(workers: Sequence[LoadStats]) -> str:
@@ -323,7 +329,8 @@ def render(results: Results) -> str:
     parts += [
         "",
         "Server, echo backend, small text request, loopback, client in its own process;"
-        " medians of the runs; cpu = the server process's CPU time per request:",
+        " medians of the runs; cpu = the server process's CPU time per request;"
+        " 2-route = every model routed to two echo backends (fallback strategy, no failure):",
     ]
     if results.server:
         parts += ["", render_server(results.server)]

@@ -78,6 +78,8 @@ class ServerComparison(msgspec.Struct, kw_only=True):
     concurrency: int
     translator: LoadStats
     bare: LoadStats
+    fallback: LoadStats | None = None
+    """The server with a route of two backends (fallback strategy), when measured."""
     runs: list[LoadStats] = msgspec.field(default_factory=list)
 
     @property
@@ -93,6 +95,13 @@ class ServerComparison(msgspec.Struct, kw_only=True):
     @property
     def rps_kept(self) -> float:
         return self.translator.rps / self.bare.rps if self.bare.rps else 0.0
+
+    @property
+    def fallback_cpu_ratio(self) -> float | None:
+        """The two-backend route's server CPU per request over the one-backend route's."""
+        routed = self.fallback.server_cpu_us if self.fallback is not None else None
+        single = self.translator.server_cpu_us
+        return None if routed is None or not single else routed / single
 
 
 class StoreCost(msgspec.Struct, kw_only=True):

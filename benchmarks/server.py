@@ -6,6 +6,11 @@ an event loop, and the CPU time this process spends on each run is the
 server's own work for it. The bare aiohttp handler reads the request and answers with the
 very bytes the real server answered, so the difference is the translator's
 work: routing, decoding, the matrix, the echo answer, encoding, middleware.
+
+A third server, in the same turns, routes every model to two echo backends
+with the ``fallback`` strategy (neither fails): against the first, it is what
+a route of several backends costs (each candidate's matrix applied to its own
+copy of the request, health bookkeeping) when no fallback happens.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from aiohttp import web
 from .loadgen import Run
 from .results import LoadStats, ServerComparison
 
-__all__ = ["LEVELS", "LoadClient", "Run", "compare_servers", "real_app"]
+__all__ = ["LEVELS", "LoadClient", "Run", "compare_servers", "fallback_app", "real_app"]
 
 LEVELS = (1, 16, 64)
 _PATH = "/v1/chat/completions"
@@ -37,6 +42,20 @@ def real_app() -> web.Application | str:
     except ImportError as exc:
         return f"the server is not importable: {exc}"
     return create_app()
+
+
+def fallback_app() -> web.Application | str:
+    """The server with every model routed to two echo backends, fallback first to second."""
+    try:
+        from translator.backend import BackendSettings
+        from translator.config import Config
+        from translator.routing import Route, Strategy
+        from translator.server import create_app
+    except ImportError as exc:
+        return f"the server is not importable: {exc}"
+    echo = BackendSettings(plugin="echo")
+    route = Route("*", backends=["echo", "echo-2"], strategy=Strategy.FALLBACK)
+    return create_app(Config(backends={"echo": echo, "echo-2": echo}, routes=[route]))
 
 
 def bare_app(reply: bytes) -> web.Application:
@@ -79,7 +98,10 @@ async def compare_servers(
     app = real_app()
     if isinstance(app, str):
         return app
-    async with _serving(app) as real_url:
+    routed = fallback_app()
+    if isinstance(routed, str):
+        return routed
+    async with _serving(app) as real_url, _serving(routed) as fallback_url:
         async with aiohttp.ClientSession() as session:
             headers = {"Content-Type": "application/json"}
             async with session.post(real_url, data=body, headers=headers) as response:
@@ -87,7 +109,7 @@ async def compare_servers(
                 if response.status != 200:
                     return f"the server answered {response.status}: {reply[:200]!r}"
         async with _serving(bare_app(reply)) as bare_url:
-            urls = {"translator": real_url, "bare": bare_url}
+            urls = {"translator": real_url, "fallback": fallback_url, "bare": bare_url}
             try:
                 runs = await _drive(urls, body, requests, repeats, levels)
             except _LoadError as exc:
@@ -182,10 +204,12 @@ def _median_stats(name: str, level: int, runs: list[LoadStats]) -> LoadStats:
 
 def _compare(level: int, runs: list[LoadStats]) -> ServerComparison:
     real = [r for r in runs if r.server == "translator"]
+    routed = [r for r in runs if r.server == "fallback"]
     bare = [r for r in runs if r.server == "bare"]
     return ServerComparison(
         concurrency=level,
         translator=_median_stats("translator", level, real),
         bare=_median_stats("bare", level, bare),
+        fallback=_median_stats("fallback", level, routed) if routed else None,
         runs=runs,
     )

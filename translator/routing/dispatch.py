@@ -27,10 +27,10 @@ to it reaches the next. A route of one backend is sent the request as it is.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
-from ..compat import Mode, Report
+from ..compat import Matrix, Mode, Report
 from ..core import Completion, Stream, Translator
 from ..errors import UnsupportedFieldError, UpstreamTimeoutError
 from ..model import ChatChunk, ChatRequest
@@ -104,15 +104,21 @@ class RoutedStream:
 class _Plan:
     """A route, compiled: its order, its fallback policy and its model names."""
 
-    __slots__ = ("attempt_timeout", "candidates", "models", "order", "policy", "route")
+    __slots__ = ("attempt_timeout", "candidates", "kinds", "models", "order", "policy", "route")
 
-    def __init__(self, route: Route, health: Health) -> None:
+    def __init__(self, route: Route, health: Health, matrices: Mapping[str, Matrix]) -> None:
         self.route = route
         self.candidates = tuple(route.candidates)
         self.order: Order = strategy_order(route.strategy, self.candidates, route.weights, health)
         self.policy = FallbackPolicy(route.fallback_on)
         self.models: Mapping[str, str] = route.models
         self.attempt_timeout = route.attempt_timeout
+        # Backends of one kind (the same rules, unknown policy and mode: two hosts of
+        # one plugin, say) give any request the same verdict.
+        self.kinds = {
+            b: (id(matrices[b].rules), matrices[b].unknown, matrices[b].mode)
+            for b in self.candidates
+        }
 
 
 class Dispatcher:
@@ -134,7 +140,8 @@ class Dispatcher:
         route = self.table.route_for(model)
         plan = self._plans.get(id(route))
         if plan is None:
-            plan = self._plans[id(route)] = _Plan(route, self.health)
+            matrices = {b: self.translator.backend(b).matrix for b in route.candidates}
+            plan = self._plans[id(route)] = _Plan(route, self.health, matrices)
         return plan
 
     async def complete(
@@ -146,33 +153,14 @@ class Dispatcher:
         session_scope: str | None = None,
     ) -> Routed:
         """Answer ``chat`` as a whole (``body``: the bytes it was decoded from, if any)."""
-        plan = self.plan(chat.model)
-        order, body = self._choose(plan, chat, body, mode)
-        health = self.health
         translator = self.translator
-        attempts: list[str] = []
-        for i, backend in enumerate(order):
-            request = chat if body is None or i == 0 else _copy(body)
-            renamed = plan.models.get(backend)
-            if renamed is not None:
-                request.model = renamed
-            attempts.append(backend)
-            health.start(backend)
-            ok: bool | None = None
-            try:
-                call = translator.complete(request, backend, mode=mode, session_scope=session_scope)
-                completion = await _bounded(call, plan.attempt_timeout, backend)
-                ok = True
-            except Exception as exc:
-                ok = False if fault_of(exc) is not None else None
-                if ok is False and i + 1 < len(order) and plan.policy.allows(exc):
-                    continue
-                raise
-            finally:
-                health.record(backend, ok=ok)
-                health.finish(backend)
-            return Routed(completion, attempts)
-        raise AssertionError("a route has at least one backend")  # pragma: no cover
+
+        def attempt(backend: str, request: ChatRequest) -> Awaitable[Completion]:
+            return translator.complete(request, backend, mode=mode, session_scope=session_scope)
+
+        completion, attempts = await self._route(chat, body, mode, attempt)
+        self.health.finish(attempts[-1])
+        return Routed(completion, attempts)
 
     async def stream(
         self,
@@ -183,35 +171,56 @@ class Dispatcher:
         session_scope: str | None = None,
     ) -> RoutedStream:
         """Start streaming ``chat``: the first chunk is read before the result is returned."""
+        translator = self.translator
+
+        async def attempt(backend: str, request: ChatRequest) -> tuple[Stream, ChatChunk | None]:
+            stream = await translator.stream(
+                request, backend, mode=mode, session_scope=session_scope
+            )
+            try:
+                return stream, await anext(aiter(stream), None)
+            except BaseException:
+                await stream.aclose()
+                raise
+
+        (stream, first), attempts = await self._route(chat, body, mode, attempt)
+        return RoutedStream(stream, first, attempts, self.health)
+
+    async def _route(
+        self,
+        chat: ChatRequest,
+        body: bytes | None,
+        mode: Mode | None,
+        attempt: Callable[[str, ChatRequest], Awaitable[T]],
+    ) -> tuple[T, list[str]]:
+        """``attempt`` on each backend in turn until one succeeds or a failure may not
+        fall back; the result and the backends tried. The one that succeeded is
+        still counted in flight: the caller tells :attr:`health` when it is done."""
         plan = self.plan(chat.model)
         order, body = self._choose(plan, chat, body, mode)
         health = self.health
-        translator = self.translator
         attempts: list[str] = []
         for i, backend in enumerate(order):
-            request = chat if body is None or i == 0 else _copy(body)
-            renamed = plan.models.get(backend)
-            if renamed is not None:
-                request.model = renamed
+            if body is None or i == 0:
+                request = chat
+                renamed = plan.models.get(backend)
+                if renamed is not None:
+                    request.model = renamed
+            else:
+                request = self._copy_for(plan, backend, body)
             attempts.append(backend)
             health.start(backend)
-            stream: Stream | None = None
             try:
-                stream = await translator.stream(
-                    request, backend, mode=mode, session_scope=session_scope
-                )
-                first = await _bounded(_first(stream), plan.attempt_timeout, backend)
+                result = await _bounded(attempt(backend, request), plan.attempt_timeout, backend)
             except BaseException as exc:
-                ok = False if isinstance(exc, Exception) and fault_of(exc) is not None else None
-                health.record(backend, ok=ok)
+                fault = isinstance(exc, Exception) and fault_of(exc) is not None
+                health.record(backend, ok=False if fault else None)
                 health.finish(backend)
-                if stream is not None:
-                    await stream.aclose()
-                if ok is False and i + 1 < len(order) and plan.policy.allows(exc):
+                if fault and i + 1 < len(order) and plan.policy.allows(exc):
                     continue
                 raise
             health.record(backend, ok=True)
-            return RoutedStream(stream, first, attempts, health)
+            return result, attempts
         raise AssertionError("a route has at least one backend")  # pragma: no cover
 
     def _choose(
@@ -224,37 +233,63 @@ class Dispatcher:
             return list(order), None
         if body is None:
             body = encode_request(chat)
-        rejected: dict[str, UnsupportedFieldError] = {}
+        # Backends of one kind share a verdict, unless a plugin's adjust_request
+        # hook may treat them apart.
+        verdicts: dict[object, str] | None = None if self._hooked() else {}
+        kinds = plan.kinds
+        rejected: set[str] = set()
         lossy: set[str] = set()
         for backend in order:
-            copy = _copy(body)
-            renamed = plan.models.get(backend)
-            if renamed is not None:
-                copy.model = renamed
-            try:
-                _, report, _ = self.translator.prepare(copy, backend, mode=mode)
-            except UnsupportedFieldError as exc:
-                rejected[backend] = exc
-                continue
-            if report.dropped:
+            key = kinds[backend]
+            verdict = verdicts.get(key) if verdicts is not None else None
+            if verdict is None:
+                verdict = self._verdict(plan, backend, body, mode)
+                if verdicts is not None:
+                    verdicts[key] = verdict
+            if verdict == "rejected":
+                rejected.add(backend)
+            elif verdict == "lossy":
                 lossy.add(backend)
         accepted = [b for b in order if b not in rejected]
         if not accepted:
-            raise next(rejected[b] for b in plan.candidates if b in rejected)
+            # The route's first backend's own rejection, with its param and name.
+            self.translator.prepare(
+                self._copy_for(plan, plan.candidates[0], body), plan.candidates[0], mode=mode
+            )
+            raise AssertionError("a rejected request was accepted on a second look")
         available = self.health.available
         chosen = [b for b in accepted if available(b)] or accepted
         if lossy:
             chosen.sort(key=lambda b: b in lossy)
         return chosen, body
 
+    def _verdict(self, plan: _Plan, backend: str, body: bytes, mode: Mode | None) -> str:
+        """``rejected``, ``lossy`` (fields would be dropped) or ``whole``, for ``backend``."""
+        try:
+            _, report, _ = self.translator.prepare(
+                self._copy_for(plan, backend, body), backend, mode=mode
+            )
+        except UnsupportedFieldError:
+            return "rejected"
+        return "lossy" if report.dropped else "whole"
+
+    @staticmethod
+    def _copy_for(plan: _Plan, backend: str, body: bytes) -> ChatRequest:
+        copy = _copy(body)
+        renamed = plan.models.get(backend)
+        if renamed is not None:
+            copy.model = renamed
+        return copy
+
+    def _hooked(self) -> bool:
+        """Whether some plugin adjusts requests (per backend, perhaps)."""
+        pm = self.translator.plugin_manager
+        return pm is not None and bool(pm.hook.adjust_request.get_hookimpls())
+
 
 def _copy(body: bytes) -> ChatRequest:
     """A fresh request, which no change to another copy reaches."""
     return decode_request(body)
-
-
-async def _first(stream: Stream) -> ChatChunk | None:
-    return await anext(aiter(stream), None)
 
 
 async def _bounded(call: Awaitable[T], seconds: float | None, backend: str) -> T:
