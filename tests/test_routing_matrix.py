@@ -118,3 +118,22 @@ async def test_a_backend_that_would_drop_fields_goes_after_one_that_keeps_them(
     assert raw.headers["x-translator-backend"] == "ollama-vision"
     assert "x-translator-ignored" not in raw.headers
     assert hosts["vision"][0].requests[0]["options"]["seed"] == 7
+
+
+async def test_a_session_holding_an_image_stays_with_the_backend_that_takes_images(
+    hosts: dict[str, tuple[FakeOllama, str]],
+) -> None:
+    text_only, vision = hosts["text_only"][0], hosts["vision"][0]
+    session = {"session_id": "s-img"}
+    async with routed_server(config(hosts)) as (_, client):
+        await client.chat.completions.create(model="m", messages=WITH_IMAGE, extra_body=session)
+        # A text turn alone would suit the first backend, but the history it joins
+        # holds the image: the first backend's matrix refuses it, uncalled.
+        raw = await client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": "And its colour?"}], extra_body=session
+        )
+    assert raw.headers["x-translator-backend"] == "ollama-vision"
+    assert raw.headers["x-translator-attempts"] == "ollama-vision"
+    assert text_only.requests == []
+    assert len(vision.requests) == 2
+    assert len(vision.requests[1]["messages"]) == 3  # the image turn, its answer, the new turn

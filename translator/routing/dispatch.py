@@ -19,6 +19,11 @@ arrived; a stream that fails later is not retried. Any other error, and the
 last backend's failure, goes to the client. The caller's deadline covers
 every attempt; ``attempt_timeout`` bounds one attempt within what remains.
 
+The matrix is applied once more on each attempt, to the request joined to
+its session's history: a backend that refuses what the history holds (an
+image, say) is passed over then, uncalled, and when every one refuses, the
+first refusal is the answer.
+
 Each attempt is given a fresh copy of the request (decoded again from the
 client's bytes), so that nothing one backend's matrix or session history did
 to it reaches the next. A route of one backend is sent the request as it is.
@@ -200,6 +205,7 @@ class Dispatcher:
         order, body = self._choose(plan, chat, body, mode)
         health = self.health
         attempts: list[str] = []
+        refused: UnsupportedFieldError | None = None
         for i, backend in enumerate(order):
             if body is None or i == 0:
                 request = chat
@@ -212,6 +218,15 @@ class Dispatcher:
             health.start(backend)
             try:
                 result = await _bounded(attempt(backend, request), plan.attempt_timeout, backend)
+            except UnsupportedFieldError as exc:
+                # The matrix refused what the session's history added: not called.
+                health.record(backend, ok=None)
+                health.finish(backend)
+                attempts.pop()
+                refused = refused or exc
+                if i + 1 < len(order):
+                    continue
+                raise refused from None
             except BaseException as exc:
                 fault = isinstance(exc, Exception) and fault_of(exc) is not None
                 health.record(backend, ok=False if fault else None)

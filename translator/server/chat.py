@@ -13,6 +13,7 @@ import logging
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
+from msgspec import UNSET
 
 from ..compat import Mode, Report
 from ..config import Limits
