@@ -86,11 +86,13 @@ class RedisCounters:
 
     async def add(self, key: str, amount: int, ttl: int) -> int:
         name = self._link.key("ratelimit", key)
-        async with self._link.guard("rate limit"):
-            async with self._link.client.pipeline(transaction=True) as pipe:
-                pipe.incrby(name, amount)
-                pipe.expire(name, ttl)
-                count, _ = await pipe.execute()
+        async with (
+            self._link.guard("rate limit"),
+            self._link.client.pipeline(transaction=True) as pipe,
+        ):
+            pipe.incrby(name, amount)
+            pipe.expire(name, ttl)
+            count, _ = await pipe.execute()
         return int(count)
 
     async def get(self, key: str) -> int:
