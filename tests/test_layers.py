@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("stores", ("translator.stores",)),
     ("registry", ("translator.plugins",)),
     ("core", ("translator.core",)),
+    ("routing", ("translator.routing",)),
 ]
 TOP = len(LAYERS)
 """Server, config, CLI, matrix rendering, the package's own facade."""
