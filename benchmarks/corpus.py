@@ -272,7 +272,7 @@ def _openai_reply(answer: Answer, model: str) -> bytes:
         FunctionToolCall(id=i, function=FunctionCall(name=n, arguments=a))
         for i, n, a in answer.tool_calls
     ]
-    message = ResponseMessage(content=answer.content, tool_calls=calls or msgspec.UNSET)
+    message = ResponseMessage(content=answer.content, tool_calls=calls or None)
     finish: FinishReason = "tool_calls" if calls else "stop"
     usage = Usage.of(answer.prompt_tokens, answer.completion_tokens)
     response = ChatResponse(

@@ -87,10 +87,10 @@ async def test_it_streams_word_by_word(translator: Translator) -> None:
     ]
     assert pieces == ["one ", "two ", "three"]
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert all(c.choices[0].delta.role is msgspec.UNSET for c in chunks[1:] if c.choices)
+    assert all(c.choices[0].delta.role is None for c in chunks[1:] if c.choices)
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].choices == []
-    assert chunks[-1].usage is not msgspec.UNSET
+    assert chunks[-1].usage is not None
     assert len({c.id for c in chunks}) == 1
     assert len({c.created for c in chunks}) == 1
 

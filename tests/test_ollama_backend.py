@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import translator_plugins.ollama
 from aiohttp.test_utils import TestServer
-from msgspec import UNSET
 
 from tests.ollama_server import PNG, FakeOllama, ImageHost, Script
 from translator import Translator
@@ -287,7 +286,7 @@ async def test_a_stream(translator: Translator) -> None:
     assert len({c.created for c in chunks}) == 1
     roles = [c.choices[0].delta.role for c in chunks if c.choices]
     assert roles[0] == "assistant"
-    assert all(r is UNSET for r in roles[1:])
+    assert all(r is None for r in roles[1:])
     assert content_of(chunks) == "The quick brown fox"
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == 4
     finish, usage = chunks[-2], chunks[-1]

@@ -16,7 +16,6 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgspec
 import pluggy
 import pytest
 
@@ -107,7 +106,7 @@ async def test_a_request_end_to_end(pm: pluggy.PluginManager) -> None:
     done = await t.complete(body, "loud")
     assert done.response.choices[0].message.content == "HELLO THERE"
     # The plugin's adjust_response hook acts on the backend named "shout" only.
-    assert done.response.system_fingerprint is msgspec.UNSET
+    assert done.response.system_fingerprint is None
     assert b'"content":"HELLO THERE"' in encode_response(done.response)
 
     stream = await t.stream(body, "loud")

@@ -214,7 +214,7 @@ async def test_no_session_id_means_no_history(
     await translator.complete(body([user("one")]), "recorder")
     result = await translator.complete(body([user("two")]), "recorder")
     assert rendered(backend.seen[1]) == ["user: two"]
-    assert result.response.session_id is msgspec.UNSET
+    assert result.response.session_id is None
     assert isinstance(translator.sessions, MemorySessionStore)
     assert translator.sessions.live_sessions() == 0
 
@@ -262,7 +262,7 @@ async def test_sessions_false_keeps_no_history(backend: RecordingBackend) -> Non
     second = await translator.complete(body([user("two")], session_id="s"), "recorder")
     assert rendered(backend.seen[1]) == ["user: two"]
     # The matrix dropped session_id and no session was kept: nothing to echo.
-    assert second.response.session_id is msgspec.UNSET
+    assert second.response.session_id is None
 
 
 async def test_a_store_of_ones_own_is_used(backend: RecordingBackend) -> None:

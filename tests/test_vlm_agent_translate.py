@@ -325,7 +325,7 @@ def test_usage_has_the_agent_credits_and_honest_token_estimates() -> None:
     counted = execution("hi", usage={"credits_used": 1, "prompt_tokens": 7, "completion_tokens": 2})
     usage = backend().decode_response(counted, model="m").usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (7, 2, 9)
-    assert usage.estimated is msgspec.UNSET
+    assert usage.estimated is None
 
 
 def test_a_failed_execution_is_a_502_with_the_agents_message() -> None:

@@ -322,7 +322,7 @@ class Translator:
 
     def _finish(self, response: ChatResponse, call: _Call) -> None:
         """Echo the session id, and let the plugins adjust the whole response."""
-        if call.echo is not None and response.session_id is UNSET:
+        if call.echo is not None and response.session_id is None:
             response.session_id = call.echo
         adjust = self._adjust_response
         if adjust is not None and adjust.get_hookimpls():
@@ -350,7 +350,7 @@ async def _in_session(
     recorder = StreamRecorder() if turn is not None and turn.store is not None else None
     try:
         async for chunk in chunks:
-            if chunk.session_id is UNSET:
+            if chunk.session_id is None:
                 chunk.session_id = session_id
             if recorder is not None:
                 recorder.add(chunk)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from msgspec import UNSET, UnsetType
-
 from .model import (
     ChatChunk,
     ChatResponse,
@@ -37,7 +35,7 @@ class ChunkStream:
         *,
         id: str | None = None,
         created: int | None = None,
-        session_id: str | UnsetType = UNSET,
+        session_id: str | None = None,
     ) -> None:
         self.id = id or new_completion_id()
         self.created = created if created is not None else now()
@@ -94,7 +92,7 @@ def chunks_from_response(
             yield stream.text(piece)
     if message.refusal:
         yield stream.refusal(message.refusal)
-    if message.tool_calls is not UNSET:
+    if message.tool_calls:
         deltas = [
             ToolCallDelta(
                 i,

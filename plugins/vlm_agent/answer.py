@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Final
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from translator.errors import MalformedUpstreamError, UpstreamError, UpstreamTimeoutError
 from translator.model import ChatResponse, Choice, ResponseMessage, Usage
@@ -98,7 +97,7 @@ def _usage(execution: Execution, prompt: str, content: str) -> Usage:
     if agent is None:
         p, c = estimate_tokens(prompt) if prompt else 0, estimate_tokens(content)
         return Usage(p, c, p + c, estimated=True)
-    estimated: bool | UnsetType = UNSET
+    estimated: bool | None = None
     if agent.prompt_tokens is not None and agent.completion_tokens is not None:
         p, c = agent.prompt_tokens, agent.completion_tokens
     else:
@@ -109,9 +108,9 @@ def _usage(execution: Execution, prompt: str, content: str) -> Usage:
         p,
         c,
         p + c,
-        credits_used=UNSET if credits is None else credits,
-        steps=UNSET if steps is None else steps,
-        duration_seconds=UNSET if duration is None else duration,
+        credits_used=credits,
+        steps=steps,
+        duration_seconds=duration,
         estimated=estimated,
     )
 

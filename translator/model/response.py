@@ -4,6 +4,17 @@ Field names follow the OpenAI ``chat.completion`` and ``chat.completion.chunk``
 objects, so encoding is one ``msgspec`` pass. Backend-specific usage (an agent's
 credits, steps and duration) rides in :class:`Usage` beside the token counts.
 
+These structs are what embedders read, so an absent value reads as ``None``,
+as in the OpenAI SDK's own types, never msgspec's ``UNSET``. The wire stays
+OpenAI's: each struct omits the optional fields it does not have
+(``omit_defaults``), while a field OpenAI always sends (``content``,
+``refusal``, ``finish_reason``, ``logprobs``, the token counts) has a default
+*factory*, which ``omit_defaults`` never omits, so it is sent even when null
+or zero. The factories are C callables (``NoneType``, ``int``, ``repeat(value).__next__``):
+no Python call per struct. ``logprobs`` is the one exception to reading
+``None``: an upstream's log probabilities pass through as raw JSON, so an
+absent one is the raw ``null``.
+
 These structs are tolerant: backends decode upstream replies with them, and a
 key an upstream adds is ignored. The tool calls of a reply are the request
 model's own (an answer goes back into the conversation), which refuse unknown
@@ -13,10 +24,11 @@ keys; a reply is decoded through tolerant twins of them instead, which
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from itertools import repeat
+from types import NoneType
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from .tools import CustomCall, CustomToolCall, FunctionCall, FunctionToolCall, ToolCall
 
@@ -31,6 +43,7 @@ __all__ = [
     "FunctionCallDelta",
     "PromptTokensDetails",
     "ResponseMessage",
+    "ResponseStruct",
     "ToolCallDelta",
     "Usage",
 ]
@@ -38,30 +51,45 @@ __all__ = [
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
 
-class PromptTokensDetails(msgspec.Struct):
-    cached_tokens: int | UnsetType = UNSET
-    audio_tokens: int | UnsetType = UNSET
+_NULL: Any = msgspec.field(default_factory=NoneType)
+"""The default of a field sent as ``null`` when absent (``omit_defaults`` keeps it)."""
+_ZERO: Any = msgspec.field(default_factory=int)
+"""The default of a count sent as ``0`` when absent."""
 
 
-class CompletionTokensDetails(msgspec.Struct):
-    reasoning_tokens: int | UnsetType = UNSET
-    audio_tokens: int | UnsetType = UNSET
-    accepted_prediction_tokens: int | UnsetType = UNSET
-    rejected_prediction_tokens: int | UnsetType = UNSET
+def _always(value: object) -> Any:
+    """The default of a field always sent with ``value`` when absent (``object``, ``role``)."""
+    return msgspec.field(default_factory=repeat(value).__next__)
 
 
-class Usage(msgspec.Struct):
+class ResponseStruct(msgspec.Struct, omit_defaults=True):
+    """Base of the response side: absent reads ``None``, and is left off the wire."""
+
+
+class PromptTokensDetails(ResponseStruct):
+    cached_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+class CompletionTokensDetails(ResponseStruct):
+    reasoning_tokens: int | None = None
+    audio_tokens: int | None = None
+    accepted_prediction_tokens: int | None = None
+    rejected_prediction_tokens: int | None = None
+
+
+class Usage(ResponseStruct):
     """Token counts, plus what an agent backend reports about its work."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    prompt_tokens_details: PromptTokensDetails | UnsetType = UNSET
-    completion_tokens_details: CompletionTokensDetails | UnsetType = UNSET
-    credits_used: float | UnsetType = UNSET
-    steps: int | UnsetType = UNSET
-    duration_seconds: float | UnsetType = UNSET
-    estimated: bool | UnsetType = UNSET
+    prompt_tokens: int = _ZERO
+    completion_tokens: int = _ZERO
+    total_tokens: int = _ZERO
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+    credits_used: float | None = None
+    steps: int | None = None
+    duration_seconds: float | None = None
+    estimated: bool | None = None
 
     @classmethod
     def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
@@ -100,14 +128,14 @@ def _canonical(call: ToolCall) -> ToolCall:
     return CustomToolCall(call.id, CustomCall(call.custom.name, call.custom.input))
 
 
-class ResponseMessage(msgspec.Struct):
-    """The assistant's answer."""
+class ResponseMessage(ResponseStruct):
+    """The assistant's answer: ``content`` and ``refusal`` are always sent, null or not."""
 
-    role: Literal["assistant"] = "assistant"
-    content: str | None = None
-    refusal: str | None = None
-    tool_calls: _Calls | UnsetType = UNSET
-    function_call: _Call | UnsetType = UNSET
+    role: Literal["assistant"] = _always("assistant")
+    content: str | None = _NULL
+    refusal: str | None = _NULL
+    tool_calls: _Calls | None = None
+    function_call: _Call | None = None
 
     def __post_init__(self) -> None:
         calls = self.tool_calls
@@ -125,14 +153,16 @@ NULL_LOGPROBS = msgspec.Raw(b"null")
 """``logprobs`` when a backend gives none; an upstream's log probabilities pass through raw."""
 
 
-class Choice(msgspec.Struct):
+class Choice(ResponseStruct):
+    """One answer; ``logprobs`` is an upstream's log probabilities as raw JSON."""
+
     index: int
     message: ResponseMessage
-    finish_reason: FinishReason = "stop"
-    logprobs: msgspec.Raw = NULL_LOGPROBS
+    finish_reason: FinishReason = _always("stop")
+    logprobs: msgspec.Raw = _always(NULL_LOGPROBS)
 
 
-class ChatResponse(msgspec.Struct):
+class ChatResponse(ResponseStruct):
     """A ``chat.completion``."""
 
     id: str
@@ -140,48 +170,50 @@ class ChatResponse(msgspec.Struct):
     model: str
     choices: list[Choice]
     usage: Usage
-    object: Literal["chat.completion"] = "chat.completion"
-    system_fingerprint: str | UnsetType | None = UNSET
-    service_tier: str | UnsetType | None = UNSET
-    session_id: str | UnsetType = UNSET
+    object: Literal["chat.completion"] = _always("chat.completion")
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    session_id: str | None = None
 
 
-class FunctionCallDelta(msgspec.Struct):
-    name: str | UnsetType = UNSET
-    arguments: str | UnsetType = UNSET
+class FunctionCallDelta(ResponseStruct):
+    name: str | None = None
+    arguments: str | None = None
 
 
-class ToolCallDelta(msgspec.Struct):
+class ToolCallDelta(ResponseStruct):
     """A piece of a tool call; ``index`` says which call it continues."""
 
     index: int
-    id: str | UnsetType = UNSET
-    type: Literal["function"] | UnsetType = UNSET
-    function: FunctionCallDelta | UnsetType = UNSET
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta | None = None
 
 
-class Delta(msgspec.Struct):
-    role: Literal["assistant"] | UnsetType = UNSET
-    content: str | UnsetType | None = UNSET
-    refusal: str | UnsetType | None = UNSET
-    tool_calls: list[ToolCallDelta] | UnsetType = UNSET
+class Delta(ResponseStruct):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
-class ChunkChoice(msgspec.Struct):
+class ChunkChoice(ResponseStruct):
+    """One choice of a chunk; ``finish_reason`` and ``logprobs`` are sent as null until set."""
+
     index: int
     delta: Delta
-    finish_reason: FinishReason | None = None
-    logprobs: msgspec.Raw = NULL_LOGPROBS
+    finish_reason: FinishReason | None = _NULL
+    logprobs: msgspec.Raw = _always(NULL_LOGPROBS)
 
 
-class ChatChunk(msgspec.Struct):
+class ChatChunk(ResponseStruct):
     """A ``chat.completion.chunk``; the usage chunk has ``choices == []``."""
 
     id: str
     created: int
     model: str
     choices: list[ChunkChoice]
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    usage: Usage | UnsetType | None = UNSET
-    system_fingerprint: str | UnsetType | None = UNSET
-    session_id: str | UnsetType = UNSET
+    object: Literal["chat.completion.chunk"] = _always("chat.completion.chunk")
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    session_id: str | None = None

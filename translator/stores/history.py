@@ -23,7 +23,6 @@ import copy
 from collections.abc import Sequence
 
 import msgspec
-from msgspec import UNSET
 
 from ..model import (
     AssistantMessage,
@@ -139,7 +138,7 @@ class StreamRecorder:
                     if piece.id:
                         ids.append(piece.id)
                     fn = piece.function
-                    if fn is not UNSET:
+                    if fn is not None:
                         if fn.name:
                             names.append(fn.name)
                         if fn.arguments:
