@@ -47,6 +47,14 @@ from translator.model import (
 # extensions, ``stream`` (declared on the SDK's streaming/non-streaming
 # subclasses), and ``strict`` on legacy ``functions`` (shared FunctionDefinition).
 EXTENSIONS = {"session_id", "vlmrun", "stream", "functions[].strict"}
+# What clients replay from an earlier answer: accepted, then dropped (model.replayed).
+REPLAYED = {
+    "messages[].annotations",
+    "messages[].reasoning_content",
+    "messages[].reasoning",
+    "messages[].name",
+}
+REPLAYED_NULLS = {"messages[].tool_calls"}
 
 
 def _is_typeddict(tp: object) -> bool:
@@ -154,7 +162,7 @@ def _compare(td: Any, struct: mi.StructType, path: str, problems: list[str]) -> 
             continue
         if _required(hint) != field.required:
             problems.append(f"{where}: required={_required(hint)} in SDK, {field.required} here")
-        if _sdk_nullable(hint) != _model_nullable(field.type):
+        if _sdk_nullable(hint) != _model_nullable(field.type) and where not in REPLAYED_NULLS:
             problems.append(f"{where}: nullable={_sdk_nullable(hint)} in SDK")
         if _sdk_literals(hint) != _model_literals(field.type):
             problems.append(
@@ -170,7 +178,8 @@ def _compare(td: Any, struct: mi.StructType, path: str, problems: list[str]) -> 
             many = any(isinstance(t, mi.ListType) for t in _walk_info(field.type))
             seen |= _compare(inner, paired, f"{where}[]" if many else where, problems)
     for key in fields.keys() - hints.keys():
-        if f"{path}.{key}".lstrip(".") not in EXTENSIONS and key != struct.tag_field:
+        where = f"{path}.{key}".lstrip(".")
+        if where not in EXTENSIONS | REPLAYED and key != struct.tag_field:
             problems.append(f"{path}.{key}: in the model, unknown to the SDK")
     return seen
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from translator.errors import InvalidRequestError
-from translator.model import ChatRequest
+from translator.model import EMPTY_IS_ABSENT, NULL_IS_ABSENT, ChatRequest
 from translator.openai import decode_request, encode_request
 
 Json = Any
@@ -367,11 +367,29 @@ def test_decode_then_encode_loses_nothing(sent: dict[str, Json]) -> None:
     _assert_kept(sent, again, "")
 
 
+def _asks_for_nothing(path: str, key: str, value: Json, sent: dict[str, Json]) -> bool:
+    """Whether the replay policy (translator.model.replayed) leaves ``key`` out."""
+    if path == "":
+        return (value is None and key in NULL_IS_ABSENT) or (
+            value in ([], {}) and key in EMPTY_IS_ABSENT
+        )
+    if path.startswith(".messages[") and path.count(".") == 1:
+        names = {"assistant": ("annotations", "reasoning_content", "reasoning"), "tool": ("name",)}
+        role = str(sent.get("role"))
+        return key in names.get(role, ()) or (
+            role == "assistant" and key == "tool_calls" and value is None
+        )
+    return False
+
+
 def _assert_kept(sent: Json, got: Json, path: str) -> None:
     """``got`` holds everything in ``sent`` unchanged; numbers compare as numbers."""
     if isinstance(sent, dict):
         assert isinstance(got, dict), path
         for key, value in sent.items():
+            if _asks_for_nothing(path, key, value, sent):
+                assert key not in got, f"{path}.{key} was kept"
+                continue
             assert key in got, f"{path}.{key} was lost"
             _assert_kept(value, got[key], f"{path}.{key}")
         added = got.keys() - sent.keys()

@@ -432,7 +432,7 @@ def test_explicit_defaults_are_accepted_and_nothing_is_reported(defaults: dict[s
         ("n", 2, "unsupported_value"),
         ("stream", True, "unsupported_value"),
         ("stop", "END", "unsupported_parameter"),
-        ("stop", [], "unsupported_parameter"),
+        ("stop", ["END"], "unsupported_parameter"),
     ],
 )
 def test_a_value_that_asks_for_the_feature_is_still_refused(

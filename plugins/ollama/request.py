@@ -147,7 +147,7 @@ def _assistant(message: AssistantMessage, i: int, names: dict[str, str]) -> nati
         text = message.refusal
     calls: list[native.ToolCall] = []
     tool_calls = message.tool_calls
-    if tool_calls is not UNSET:
+    if tool_calls:
         for k, call in enumerate(tool_calls):
             if not isinstance(call, FunctionToolCall):
                 raise _unsupported("custom tool calls", f"messages[{i}].tool_calls[{k}].type")

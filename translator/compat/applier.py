@@ -21,9 +21,11 @@ from msgspec import UNSET
 
 from ..errors import UnsupportedFieldError
 from ..model import (
+    REPLAYED_REASON,
     AssistantMessage,
     ChatRequest,
     ImagePart,
+    replayed_fields,
     set_unknown_fields,
     unknown_fields,
 )
@@ -76,11 +78,16 @@ class Applier:
             self._check_top(request, actions, lenient)
         if self._check_messages:
             self._apply_messages(request, actions, lenient)
-        # Unknown fields live in the request's __dict__ (see model.unknown_fields).
-        if self._check_unknown and request.__dict__:
-            extra = unknown_fields(request)
-            if extra:
-                self._apply_unknown(request, extra, actions, lenient)
+        # Unknown fields and replayed ones live in the request's __dict__
+        # (see model.unknown_fields and model.replayed).
+        if request.__dict__:
+            if self._check_unknown:
+                extra = unknown_fields(request)
+                if extra:
+                    self._apply_unknown(request, extra, actions, lenient)
+            for path in replayed_fields(request):
+                field = "messages." + path.rpartition(".")[2]
+                actions.append(Action(path, field, _IGNORED, REPLAYED_REASON))
         report = Report(self.backend, actions)
         if actions and log.isEnabledFor(_INFO):
             log.info("compat %s: %s", self.backend, report.describe())
@@ -284,5 +291,6 @@ _INFO = logging.INFO
 _LENIENT = Mode.LENIENT
 _SUPPORTED = Treatment.SUPPORTED
 _REJECTED = Treatment.REJECTED
+_IGNORED = Treatment.IGNORED
 _EMULATED = Treatment.EMULATED
 _EMPTIED = "every part of its content was dropped, so it would say nothing"

@@ -5,7 +5,8 @@ only what that field's rules need; a generated :data:`TopCheck` tests which of
 those fields the request sent (one attribute test each, no loop, no copies) and
 calls their checks. A field dropped for any value has its report entries built
 in advance, so the common case (``max_tokens`` ignored) costs one append and
-one attribute store.
+one attribute store. A field ignored for any value and sent as null is dropped
+without a report: null asks for nothing (see :mod:`translator.model.replayed`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SubCheck = Callable[[Applier, ChatRequest, list[Action], bool], None]
 
 _SUPPORTED = Treatment.SUPPORTED
 _REJECTED = Treatment.REJECTED
+_IGNORED = Treatment.IGNORED
 
 
 class Drop:
@@ -121,7 +123,11 @@ def top_dispatcher(checks: dict[str, Check | Drop]) -> TopCheck:
                 namespace[f"refuse_{i}"] = check.refuse
                 lines.append(f"        if not lenient: raise refuse_{i}(request.{name})")
             namespace[f"action_{i}"] = check.action
-            lines.append(f"        actions.append(action_{i})")
+            if check.action.treatment is _IGNORED:
+                # Null asks for nothing: forgotten, not reported (model.replayed).
+                lines.append(f"        if request.{name} is not None: actions.append(action_{i})")
+            else:
+                lines.append(f"        actions.append(action_{i})")
             lines.append(f"        request.{name} = UNSET")
         else:
             namespace[f"check_{i}"] = check

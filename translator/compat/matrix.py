@@ -21,6 +21,11 @@ backends refuse an empty content), so it is dropped too, reported at
 with null content. A request left with no message at all is refused with a
 400 on ``messages``, in lenient mode too: there would be nothing to answer.
 
+What clients replay from an earlier answer (an assistant's ``annotations`` or
+``reasoning_content``, a tool message's ``name``) was taken off the request
+when it was decoded; every matrix reports it as ignored, at its path (see
+:mod:`translator.model.replayed`).
+
 Emulated rows are reported too. An emulated parameter (a top-level field,
 ``stream_options.<option>``, ``vlmrun.<field>``, ``content.image_url.detail``)
 is removed: the translator, which read it before the matrix was applied, does

@@ -44,6 +44,8 @@ __all__ = [
     "UserLocationApproximate",
     "VoiceID",
     "WebSearchOptions",
+    "replayed_fields",
+    "set_replayed",
     "set_unknown_fields",
     "unknown_fields",
 ]
@@ -230,3 +232,17 @@ def set_unknown_fields(request: ChatRequest, fields: Mapping[str, msgspec.Raw]) 
         request.__dict__["unknown_fields"] = dict(fields)
     else:
         request.__dict__.pop("unknown_fields", None)
+
+
+_NONE: list[str] = []
+
+
+def replayed_fields(request: ChatRequest) -> list[str]:
+    """Paths of the replayed output fields taken off the request (see :mod:`.replayed`)."""
+    found: list[str] = request.__dict__.get("replayed", _NONE)
+    return found
+
+
+def set_replayed(request: ChatRequest, paths: list[str]) -> None:
+    """Keep beside ``request`` the paths of the replayed fields taken off it."""
+    request.__dict__["replayed"] = paths
