@@ -14,21 +14,31 @@ from collections.abc import Callable
 
 import msgspec
 
-from translator import hookimpl
-from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.compat import REQUEST_FIELDS, ROLES, Matrix, Treatment, emulated, supported
-from translator.model import (
+from translator.plugin_api import (
+    REQUEST_FIELDS,
+    ROLES,
+    Backend,
+    BackendContext,
+    BackendFactory,
+    BackendSettings,
     ChatRequest,
     ChatResponse,
     Choice,
+    Matrix,
     ResponseMessage,
     TextPart,
+    Treatment,
     Usage,
     UserMessage,
+    emulated,
+    encode_request,
+    estimate_tokens,
+    hookimpl,
+    new_completion_id,
+    now,
+    supported,
     tag_of,
 )
-from translator.openai import encode_request, new_completion_id, now
-from translator.tokens import estimate_tokens
 
 __all__ = ["MATRIX", "EchoBackend", "EchoFactory"]
 

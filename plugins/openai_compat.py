@@ -53,39 +53,40 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from translator import hookimpl
-from translator.backend import (
+from translator.plugin_api import (
+    REQUEST_FIELDS,
+    ROLES,
     Backend,
     BackendContext,
     BackendFactory,
     BackendSettings,
-    FileSource,
-)
-from translator.compat import (
-    REQUEST_FIELDS,
-    ROLES,
-    Matrix,
-    Rule,
-    Treatment,
-    emulated,
-    ignored,
-    rejected,
-    supported,
-)
-from translator.errors import MalformedUpstreamError, NeedsIOError, UpstreamStatusError
-from translator.http import BoundClient, HttpPolicy, UpstreamDetail
-from translator.model import (
+    BoundClient,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     FileData,
     FilePart,
+    FileSource,
     InputFilePart,
+    MalformedUpstreamError,
+    Matrix,
+    NeedsIOError,
+    Rule,
+    Treatment,
+    UpstreamDetail,
+    UpstreamStatusError,
     UserMessage,
     VlmRun,
+    emulated,
+    encode_request,
+    hookimpl,
+    ignored,
+    is_file_id,
+    new_completion_id,
+    now,
+    rejected,
+    supported,
 )
-from translator.openai import encode_request, new_completion_id, now
-from translator.stores.files import is_file_id
 
 __all__ = [
     "MATRIX",
@@ -672,27 +673,17 @@ class OpenAICompatFactory:
     def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
         if not settings.base_url:
             raise ValueError(f"backend {name!r}: the {PLUGIN} plugin needs a base_url")
-        try:
-            options = msgspec.convert(settings.options, Options)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"backend {name!r}: invalid options: {exc}") from None
+        options = settings.options_as(Options, name)
         base = Matrix(name, MATRIX.rules, unknown=options.unknown_fields)
         matrix = settings.configure_matrix(base, name)
         keeps = options.keeps_sessions
         if keeps is None:
             keeps = matrix.treatment("session_id") == Treatment.SUPPORTED
-        policy = HttpPolicy(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            total_timeout=settings.total_timeout,
-            retries=settings.retries,
-            max_reply_bytes=settings.max_reply_bytes,
-        )
         kind = _SessionKeepingBackend if keeps else OpenAICompatBackend
         return kind(
             name,
             base_url=settings.base_url,
-            http=context.http.bind(name, policy),
+            http=context.http_for(name, settings),
             api_key=settings.resolved_api_key(),
             matrix=matrix,
             options=options,

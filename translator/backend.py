@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 
@@ -19,7 +19,9 @@ from .compat import Matrix, Mode, Treatment
 from .model import ChatChunk, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
-    from .http import HttpClient
+    from .http import BoundClient, HttpClient, HttpPolicy
+
+_Options = TypeVar("_Options")
 
 __all__ = [
     "Backend",
@@ -28,6 +30,7 @@ __all__ = [
     "BackendSettings",
     "FileSource",
     "SharedCache",
+    "convert_options",
 ]
 
 
@@ -39,7 +42,9 @@ class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     keeps its conditions under the new treatment (``n = "ignored"`` drops ``n``
     above 1; ``n: 1`` stays supported); a field it supports, or does not name,
     takes the new treatment for any value. ``mode`` is the matrix's default
-    mode. A factory applies both with :meth:`configure_matrix`.
+    mode. A factory applies both with :meth:`configure_matrix`, reads its
+    ``options`` with :meth:`options_as`, and gets its HTTP client from
+    :meth:`BackendContext.http_for` and its credentials from :meth:`auth_headers`.
     """
 
     plugin: str
@@ -64,6 +69,32 @@ class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """
         return matrix.renamed(name).with_treatments(self.matrix).with_mode(self.mode)
 
+    def options_as(self, kind: type[_Options], name: str) -> _Options:
+        """``options`` checked and typed as ``kind`` (a msgspec Struct).
+
+        Raises :class:`ValueError` naming the backend and the key at fault.
+        """
+        return convert_options(self.options, kind, name)
+
+    def http_policy(self, **extra: Any) -> HttpPolicy:
+        """The HTTP policy these settings give (timeouts, retries, reply cap); ``extra``
+        sets the policy's other fields (``backoff_base``, say)."""
+        from .http import HttpPolicy
+
+        return HttpPolicy(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            total_timeout=self.total_timeout,
+            retries=self.retries,
+            max_reply_bytes=self.max_reply_bytes,
+            **extra,
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: Bearer`` with the resolved API key; empty without one."""
+        api_key = self.resolved_api_key()
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
     def resolved_api_key(self) -> str | None:
         """``api_key``, else the value of the variable ``api_key_env`` names, else None."""
         if self.api_key:
@@ -71,6 +102,15 @@ class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.api_key_env:
             return os.environ.get(self.api_key_env) or None
         return None
+
+
+def convert_options(options: Mapping[str, Any], kind: type[_Options], name: str) -> _Options:
+    """``options`` checked and typed as ``kind``; :class:`ValueError` naming backend
+    ``name`` and the key at fault otherwise."""
+    try:
+        return msgspec.convert(options, kind)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"backend {name!r}: invalid options: {exc}") from None
 
 
 class FileSource(Protocol):
@@ -120,6 +160,11 @@ class BackendContext:
 
             self._http = HttpClient()
         return self._http
+
+    def http_for(self, name: str, settings: BackendSettings, **extra: Any) -> BoundClient:
+        """The pooled client bound to backend ``name`` with ``settings``' HTTP policy
+        (``extra`` as for :meth:`BackendSettings.http_policy`)."""
+        return self.http.bind(name, settings.http_policy(**extra))
 
     async def aclose(self) -> None:
         """Close what the context opened."""

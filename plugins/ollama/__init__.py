@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from translator import hookimpl
-from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.fetch import MediaFetcher
-from translator.http import HttpPolicy
+from translator.plugin_api import (
+    Backend,
+    BackendContext,
+    BackendFactory,
+    BackendSettings,
+    MediaFetcher,
+    hookimpl,
+)
 
 from .backend import DEFAULT_BASE_URL, OllamaBackend
 from .matrix import MATRIX
@@ -32,28 +36,17 @@ class OllamaFactory:
 
     def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
         options = parse_options(settings.options, backend=name)
-        policy = HttpPolicy(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            total_timeout=settings.total_timeout,
-            retries=settings.retries,
-            max_reply_bytes=settings.max_reply_bytes,
-        )
         fetcher = context.fetcher
         owns_fetcher = fetcher is None
         if fetcher is None:
             fetcher = MediaFetcher.from_options(settings.options.get("fetch") or {})
-        headers = {}
-        api_key = settings.resolved_api_key()
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
         return OllamaBackend(
-            context.http.bind(name, policy),
+            context.http_for(name, settings),
             fetcher,
             name=name,
             base_url=settings.base_url or DEFAULT_BASE_URL,
             models=options.models,
-            headers=headers,
+            headers=settings.auth_headers(),
             matrix=settings.configure_matrix(MATRIX, name),
             owns_fetcher=owns_fetcher,
         )

@@ -6,13 +6,17 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Mapping
 
-from translator.backend import Backend
-from translator.compat import Matrix
-from translator.errors import MalformedUpstreamError
-from translator.fetch import MediaFetcher
-from translator.http import BoundClient
-from translator.model import ChatChunk, ChatRequest, ChatResponse
-from translator.streaming import ChunkStream
+from translator.plugin_api import (
+    Backend,
+    BoundClient,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ChunkStream,
+    MalformedUpstreamError,
+    Matrix,
+    MediaFetcher,
+)
 
 from . import native
 from .matrix import MATRIX

@@ -8,7 +8,7 @@ is refused.
 
 from __future__ import annotations
 
-from translator.compat import (
+from translator.plugin_api import (
     Above,
     Equals,
     Matrix,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from translator.model import SystemMessage, Tool, UserMessage
+from translator.plugin_api import SystemMessage, Tool, UserMessage
 
 __all__ = [
     "AnyMessage",

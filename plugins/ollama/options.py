@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from translator.fetch import DEFAULT_MAX_BYTES
+from translator.plugin_api import DEFAULT_MAX_BYTES, convert_options
 
 __all__ = ["FetchOptions", "Options", "parse_options"]
 
@@ -43,7 +43,4 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 def parse_options(options: Mapping[str, Any], *, backend: str = "ollama") -> Options:
     """``options`` checked and typed; :class:`ValueError` naming the bad key otherwise."""
-    try:
-        return msgspec.convert(options, Options)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"backend {backend!r}: invalid options: {exc}") from None
+    return convert_options(options, Options, backend)

@@ -13,22 +13,23 @@ from time import time
 import msgspec
 from msgspec import UNSET
 
-from translator.errors import MalformedUpstreamError, UpstreamError
-from translator.model import (
+from translator.plugin_api import (
     ChatChunk,
     ChatResponse,
     Choice,
+    ChunkStream,
     FinishReason,
     FunctionCall,
     FunctionCallDelta,
     FunctionToolCall,
+    MalformedUpstreamError,
     ResponseMessage,
     ToolCall,
     ToolCallDelta,
+    UpstreamError,
     Usage,
+    new_completion_id,
 )
-from translator.openai import new_completion_id
-from translator.streaming import ChunkStream
 
 from . import native
 

@@ -14,27 +14,25 @@ from collections.abc import Mapping
 import msgspec
 from msgspec import UNSET
 
-from translator.errors import (
-    FetchRefusedError,
-    InvalidRequestError,
-    NeedsIOError,
-    UnsupportedFieldError,
-)
-from translator.fetch import split_data_uri
-from translator.model import (
+from translator.plugin_api import (
     AssistantMessage,
     ChatRequest,
     DeveloperMessage,
+    FetchRefusedError,
     FunctionMessage,
     FunctionToolCall,
     ImagePart,
+    InvalidRequestError,
     JSONObjectFormat,
     JSONSchemaFormat,
     Message,
+    NeedsIOError,
     SystemMessage,
     TextPart,
     ToolMessage,
+    UnsupportedFieldError,
     UserMessage,
+    split_data_uri,
     tag_of,
 )
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import msgspec
-
-from translator import hookimpl
-from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.http import HttpPolicy
+from translator.plugin_api import (
+    Backend,
+    BackendContext,
+    BackendFactory,
+    BackendSettings,
+    hookimpl,
+)
 
 from .answer import ExecutionFailedError
 from .backend import DEFAULT_BASE_URL, Options, VlmAgentBackend
@@ -45,21 +47,10 @@ class VlmAgentFactory:
     description = "VLM Run agents: each chat completion runs as an agent execution."
 
     def create(self, name: str, settings: BackendSettings, context: BackendContext) -> Backend:
-        try:
-            options = msgspec.convert(settings.options, Options)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"backend {name!r}: invalid options: {exc}") from None
-        policy = HttpPolicy(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            total_timeout=settings.total_timeout,
-            retries=settings.retries,
-            max_reply_bytes=settings.max_reply_bytes,
-            backoff_base=options.retry_backoff,
-        )
+        options = settings.options_as(Options, name)
         backend = VlmAgentBackend(
             name,
-            http=context.http.bind(name, policy),
+            http=context.http_for(name, settings, backoff_base=options.retry_backoff),
             base_url=settings.base_url or DEFAULT_BASE_URL,
             api_key=settings.resolved_api_key(),
             options=options,

@@ -23,10 +23,17 @@ from typing import Final
 
 import msgspec
 
-from translator.errors import MalformedUpstreamError, UpstreamError, UpstreamTimeoutError
-from translator.model import ChatResponse, Choice, ResponseMessage, Usage
-from translator.openai import now
-from translator.tokens import estimate_tokens
+from translator.plugin_api import (
+    ChatResponse,
+    Choice,
+    MalformedUpstreamError,
+    ResponseMessage,
+    UpstreamError,
+    UpstreamTimeoutError,
+    Usage,
+    estimate_tokens,
+    now,
+)
 
 from .wire import Execution, failure_message
 

@@ -31,18 +31,23 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from translator.backend import Backend, FileSource, SharedCache
-from translator.compat import Matrix
-from translator.errors import (
+from translator.plugin_api import (
+    UPSTREAM_AUTH_CODE,
+    Backend,
+    BoundClient,
+    ChatRequest,
+    ChatResponse,
+    FileSource,
     MalformedUpstreamError,
+    Matrix,
     NeedsIOError,
+    SharedCache,
     UpstreamError,
     UpstreamStatusError,
     UpstreamTimeoutError,
+    is_file_id,
 )
-from translator.http import UPSTREAM_AUTH_CODE, BoundClient
-from translator.model import ChatRequest, ChatResponse
-from translator.stores.files import current_owner, is_file_id
+from translator.stores.files import current_owner
 
 from .answer import timed_out, to_response
 from .matrix import MATRIX

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from translator.compat import (
+from translator.plugin_api import (
     Above,
     Equals,
     Matrix,

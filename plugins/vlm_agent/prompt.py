@@ -45,8 +45,7 @@ from typing import Final
 import msgspec
 from msgspec import UNSET
 
-from translator.errors import InvalidRequestError
-from translator.model import (
+from translator.plugin_api import (
     AssistantMessage,
     AudioURL,
     AudioURLPart,
@@ -59,6 +58,7 @@ from translator.model import (
     ImageURL,
     InputAudioPart,
     InputFilePart,
+    InvalidRequestError,
     JSONObjectFormat,
     JSONSchemaFormat,
     RequestMetadata,

@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from translator.model import RequestMetadata, UserPart
+from translator.plugin_api import RequestMetadata, UserPart
 
 __all__ = [
     "NULL",

@@ -2,12 +2,24 @@
 
 from collections.abc import AsyncIterator, Callable
 
-import translator
-from translator import Backend, BackendFactory, ChatChunk, ChatRequest, ChatResponse, Usage
-from translator.compat import Matrix, Treatment, rejected
-from translator.model import Choice, ResponseMessage, TextPart
-from translator.openai import new_completion_id, now
-from translator.streaming import ChunkStream
+from translator.plugin_api import (
+    Backend,
+    BackendFactory,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ChunkStream,
+    Matrix,
+    ResponseMessage,
+    TextPart,
+    Treatment,
+    Usage,
+    hookimpl,
+    new_completion_id,
+    now,
+    rejected,
+)
 
 
 class ShoutBackend(Backend):
@@ -45,12 +57,12 @@ class ShoutFactory:
         return ShoutBackend(name)
 
 
-@translator.hookimpl
+@hookimpl
 def register_backends(register: Callable[[BackendFactory], None]) -> None:
     register(ShoutFactory())
 
 
-@translator.hookimpl
+@hookimpl
 def adjust_response(response: ChatResponse, request: ChatRequest, backend: str) -> None:
     if backend == "shout":
         response.system_fingerprint = "shout-v1"
