@@ -164,3 +164,26 @@ async def test_control_bytes_in_client_values_never_forge_a_text_log_line(
     for line in lines:
         assert stamp.match(line), f"a forged line: {line!r}"
         assert "\x1b" not in line
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [("Content-Encoding", 415), ("Content-Type", 415), ("x-translator-compat", 400)],
+)
+async def test_undecodable_bytes_quoted_in_an_error_still_make_an_openai_body(
+    root: str, header: str, status: int
+) -> None:
+    client = await RawClient.connect(root)
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n"
+        + (b"" if header == "Content-Type" else b"Content-Type: application/json\r\n")
+        + header.encode()
+        + b": \x80\xff\r\nContent-Length: %d\r\n\r\n"
+    )
+    await client.send(head % len(chat()) + chat())
+    answer = await client.answer()
+    assert answer is not None
+    assert answer.status == status
+    message = answer.error()["message"]
+    assert header == "Content-Type" or "\\udc80" in message  # quoted, escaped
+    await client.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -200,3 +201,18 @@ async def test_each_key_has_its_own_share_of_the_file_store() -> None:
         assert "3 files" in str(caught.value.body)
         await a.close()
         await b.close()
+
+
+async def test_an_encoded_body_left_unread_is_dropped_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with serving(create_app()) as root:
+        client = await RawClient.connect(root)
+        # Refused before its body is read (not multipart); the body is no gzip at all.
+        await client.send(post_json("/v1/files", b'{"not": "gzip"}', {"Content-Encoding": "gzip"}))
+        answer = await client.answer()
+        assert answer is not None
+        assert answer.status == 415
+        assert await client.closed()
+        await client.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

@@ -62,6 +62,11 @@ class ErrorBody(msgspec.Struct):
 _encoder = msgspec.json.Encoder()
 
 
+def _utf8(text: str) -> str:
+    """``text`` as valid UTF-8: a lone surrogate written as its escape (``\\udc80``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class TranslatorError(Exception):
     """Base of every error the translator raises on purpose."""
 
@@ -104,7 +109,12 @@ class TranslatorError(Exception):
     def to_json(self) -> bytes:
         """The OpenAI error body, encoded."""
         detail = ErrorDetail(self.message, self.error_type, self.param, self.code)
-        return _encoder.encode(ErrorBody(detail))
+        try:
+            return _encoder.encode(ErrorBody(detail))
+        except UnicodeEncodeError:  # a lone surrogate quoted from the request (undecodable bytes)
+            param, code = (None if v is None else _utf8(v) for v in (self.param, self.code))
+            detail = ErrorDetail(_utf8(self.message), self.error_type, param, code)
+            return _encoder.encode(ErrorBody(detail))
 
     def __repr__(self) -> str:
         return (

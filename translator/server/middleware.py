@@ -112,6 +112,7 @@ def error_response(error: TranslatorError, headers: dict[str, str] | None = None
     )
 
 
+_ENCODED = "Content-Encoding"
 _UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -221,6 +222,11 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
                     f"Quote request id {rid} when reporting it."
                 )
             )
+        if request.body_exists and not request.content.is_eof() and _ENCODED in request.headers:
+            # An encoded body left unread: aiohttp would read it out after the answer
+            # and log its decoding failure as unhandled. It is dropped with the connection.
+            request.content.feed_eof()
+            exchange.close_connection = True
         if not response.prepared:
             response.headers[REQUEST_ID] = rid
             if exchange.close_connection:
