@@ -12,7 +12,8 @@ notice. In it:
 - the matrix building blocks: :class:`Matrix`, the rule helpers
   (:func:`supported`, :func:`ignored`, :func:`rejected`, :func:`emulated`),
   conditions, and the lists of fields, roles and part types;
-- the canonical model (every name of :mod:`translator.model`), the stream
+- the canonical model (the names of :mod:`translator.model` a backend reads
+  requests and builds answers with), the stream
   helpers (:class:`ChunkStream`, :func:`chunks_from_response`), the OpenAI
   request encoder, and the id helpers;
 - the errors a backend raises, the pooled HTTP client it calls its upstream
