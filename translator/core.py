@@ -43,6 +43,7 @@ backends whose matrix keeps them).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from time import time_ns
 from typing import Literal
 
 import msgspec
@@ -56,6 +57,7 @@ from .model import ChatChunk, ChatRequest, ChatResponse
 from .openai import decode_request, encode_response
 from .stores import MemorySessionStore, SessionStore, StreamRecorder, Turn, answer_message
 from .streaming import chunks_from_response
+from .telemetry import WATCH
 
 __all__ = ["Completion", "RequestMetadata", "Stream", "Translator", "read_metadata"]
 
@@ -233,7 +235,11 @@ class Translator:
         if session_id is not None and self.sessions is not None and not backend.keeps_sessions:
             key = session_id if session_scope is None else f"{session_scope}/{session_id}"
             turn = await Turn.begin(self.sessions, key, request, retain=metadata.retain)
+        watcher = WATCH.get()
+        started = time_ns() if watcher is not None else 0
         report = backend.matrix.apply(request, mode=mode)
+        if watcher is not None:
+            watcher.matrix_applied(backend_name, started, report)
         # The translator keeps the session: the answer names it. Otherwise it
         # does only when the backend is sent the id (the matrix kept it).
         echo = None if session_id is None else session_id if turn is not None else request.session

@@ -130,9 +130,23 @@ class InvalidRequestError(TranslatorError):
 
 
 class UnsupportedFieldError(InvalidRequestError):
-    """A backend's compatibility matrix rejects a field or one of its values."""
+    """A backend's compatibility matrix rejects a field or one of its values.
+
+    ``field`` is the matrix row that rejected it (None for a field no row names).
+    """
 
     default_code = "unsupported_parameter"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.field = field
 
 
 class FetchRefusedError(InvalidRequestError):

@@ -30,6 +30,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from .errors import FetchRefusedError
+from .telemetry import WATCH
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -44,6 +45,7 @@ __all__ = [
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+_FAILED = "fetch_failed"  # the code of a URL that could not be fetched (not a refusal)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -217,7 +219,20 @@ class MediaFetcher:
 
         ``accept`` lists media-type prefixes (``"image/"``) or exact types.
         Raises :class:`FetchRefusedError` for anything unsafe or unusable.
+        The bytes read, or the refusal, are reported to the request's watcher.
         """
+        watcher = WATCH.get()
+        if watcher is None:
+            return await self._fetch(url, param, accept)
+        try:
+            fetched = await self._fetch(url, param, accept)
+        except FetchRefusedError as exc:
+            watcher.media_refused("failed" if exc.code == _FAILED else "refused")
+            raise
+        watcher.media_fetched(len(fetched.data))
+        return fetched
+
+    async def _fetch(self, url: str, param: str, accept: Sequence[str]) -> Fetched:
         target = self._check(url, param)
         for _ in range(self.max_redirects + 1):
             try:
@@ -300,5 +315,5 @@ def _refused(param: str, why: str) -> FetchRefusedError:
 
 def _failed(param: str, why: str) -> FetchRefusedError:
     return FetchRefusedError(
-        f"The URL at '{param}' could not be fetched: {why}.", param=param, code="fetch_failed"
+        f"The URL at '{param}' could not be fetched: {why}.", param=param, code=_FAILED
     )

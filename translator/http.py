@@ -55,6 +55,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from .errors import (
     MalformedUpstreamError,
@@ -63,6 +64,7 @@ from .errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from .telemetry import WATCH, Attempt
 
 __all__ = [
     "DEADLINE",
@@ -76,6 +78,7 @@ __all__ = [
     "MessageParser",
     "Reply",
     "UpstreamDetail",
+    "upstream_error_kind",
 ]
 
 log = logging.getLogger("translator.http")
@@ -264,23 +267,32 @@ class BoundClient:
             payload: Any = body
             if payload is None:
                 payload = data if isinstance(data, aiohttp.FormData) or data is None else data()
+            watched = self._watch(method, url, attempt)
             try:
                 async with self.client.session.request(
                     method,
                     url,
                     data=payload,
-                    headers=headers,
+                    headers=_with_trace(headers, watched),
                     params=params,
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
                     reply = Reply(response.status, response.headers, await self._read(response))
+            except UpstreamError as exc:  # a reply over max_reply_bytes
+                if watched is not None:
+                    watched.failed(exc)
+                raise
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error, retryable = self._transport_error(exc, idempotent)
+                if watched is not None:
+                    watched.failed(error)
                 if last or not retryable:
                     raise error from exc
-                await self._pause(attempt, None, method, url, type(exc).__name__)
+                await self._pause(attempt, None, method, url, upstream_error_kind(error))
                 continue
+            if watched is not None:
+                watched.finished(reply.status)
             if last or not _retried(reply.status, idempotent):
                 return reply
             if not await self._pause(
@@ -317,21 +329,26 @@ class BoundClient:
         attempts = 1 + max(0, self.policy.retries)
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            watched = self._watch(method, url, attempt)
             try:
                 response = await self.client.session.request(
                     method,
                     url,
                     data=body,
-                    headers=headers,
+                    headers=_with_trace(headers, watched),
                     timeout=self._timeout,
                     allow_redirects=False,
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error, retryable = self._transport_error(exc, idempotent)
+                if watched is not None:
+                    watched.failed(error)
                 if last or not retryable:
                     raise error from exc
-                await self._pause(attempt, None, method, url, type(exc).__name__)
+                await self._pause(attempt, None, method, url, upstream_error_kind(error))
                 continue
+            if watched is not None:
+                watched.finished(response.status)
             if not 200 <= response.status < 300:
                 try:
                     reply = Reply(response.status, response.headers, await self._read(response))
@@ -463,6 +480,20 @@ class BoundClient:
             code="upstream_reply_too_large",
         )
 
+    def _watch(self, method: str, url: str, attempt: int) -> Attempt | None:
+        """The watched attempt, when a watcher is set (the URL shown without credentials)."""
+        watcher = WATCH.get()
+        if watcher is None:
+            return None
+        return watcher.upstream_attempt(self.backend, method, self._shown(url), attempt)
+
+    def _shown(self, url: str) -> str:
+        """``url`` as a log or a trace may show it: no user info, no credentials."""
+        parsed = URL(url)
+        if parsed.user is not None or parsed.password is not None:
+            parsed = parsed.with_user(None)
+        return self.redact(str(parsed), tokens=True)
+
     def _credentials_refused(
         self, status: int, found: str | UpstreamDetail | None, body: bytes
     ) -> UpstreamStatusError:
@@ -495,6 +526,9 @@ class BoundClient:
             log.info("%s: %s %s -> %s, Retry-After too long", self.backend, method, url, why)
             return False
         log.info("%s: %s %s -> %s, retry in %.2fs", self.backend, method, url, why, delay)
+        watcher = WATCH.get()
+        if watcher is not None:
+            watcher.upstream_retry(self.backend, str(why))
         await _sleep(delay)
         return True
 
@@ -566,6 +600,34 @@ class BoundClient:
 
 def _now() -> float:
     return asyncio.get_running_loop().time()
+
+
+def upstream_error_kind(error: BaseException) -> str:
+    """What kind of upstream failure ``error`` is, for metrics and retry reasons:
+    ``timeout``, ``unavailable``, ``malformed``, ``auth`` (the translator's
+    credentials refused), ``rate_limited``, ``5xx``, ``4xx``, else ``other``."""
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, UpstreamUnavailableError):
+        return "unavailable"
+    if isinstance(error, MalformedUpstreamError):
+        return "malformed"
+    if isinstance(error, UpstreamStatusError):
+        if error.code == UPSTREAM_AUTH_CODE:
+            return "auth"
+        if error.status == 429:
+            return "rate_limited"
+        return "5xx" if error.status >= 500 else "4xx"
+    return "other"
+
+
+def _with_trace(
+    headers: Mapping[str, str] | None, watched: Attempt | None
+) -> Mapping[str, str] | None:
+    """``headers`` plus the watched attempt's trace headers, if it has any."""
+    if watched is None or not watched.headers:
+        return headers
+    return {**(headers or {}), **watched.headers}
 
 
 def _retried(status: int, idempotent: bool) -> bool:

@@ -152,6 +152,7 @@ class Applier:
                     f"every message was dropped ({described}).",
                     param="messages",
                     code="unsupported_value",
+                    field="messages",
                 )
 
     def _apply_role(self, message: Any, i: int, actions: list[Action], lenient: bool) -> bool:
@@ -276,6 +277,7 @@ def rejection(
         f"The {applier.backend} backend does not support '{field}'{condition}: {reason}.",
         param=path,
         code="unsupported_value" if rule.when is not None or value_row else "unsupported_parameter",
+        field=field,
     )
 
 

@@ -134,6 +134,9 @@ class FileStore(abc.ABC):
         ``put`` decides)."""
         return None
 
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`OSError` when the store cannot be reached (``/ready`` asks)."""
+
 
 def _check_room(size: int, used: int, limit: int | None) -> None:
     if limit is None or used + size <= limit:
@@ -230,6 +233,12 @@ class DiskFileStore(FileStore):
         self.max_bytes = max_bytes
         self._used: int | None = None
         self._lock = asyncio.Lock()
+
+    async def ping(self) -> None:
+        """The directory must be there (it is made if need be) and writable."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.directory, os.W_OK | os.X_OK) or not self.directory.is_dir():
+            raise OSError(f"{self.directory} is not a writable directory")
 
     # -- paths --------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from ..model import (
     Message,
     ToolCall,
 )
+from ..telemetry import store_call
 from .sessions import SessionStore, split_instructions
 
 __all__ = ["StreamRecorder", "Turn", "answer_message", "merge_history"]
@@ -178,11 +179,14 @@ class Turn:
         matrix, applied after the join, may drop parts in place, and what the
         store holds must stay as it was sent.
         """
-        history = [_detached(m) for m in await store.load(session_id)]
+        with store_call("sessions", "load"):
+            loaded = await store.load(session_id)
+        history = [_detached(m) for m in loaded]
         request.messages, new = merge_history(history, request.messages)
         return cls(store if retain else None, session_id, new)
 
     async def record(self, answer: AssistantMessage) -> None:
         """Store the request's new messages and ``answer`` together."""
         if self.store is not None:
-            await self.store.append(self.session_id, [*self.new, answer])
+            with store_call("sessions", "append"):
+                await self.store.append(self.session_id, [*self.new, answer])

@@ -62,6 +62,9 @@ class SessionStore(abc.ABC):
     async def clear(self, session_id: str) -> None:
         """Forget the session."""
 
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`OSError` when the store cannot be reached (``/ready`` asks)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the store holds."""
 
