@@ -232,6 +232,8 @@ def render_server(server: Sequence[ServerComparison]) -> str:
         "2-route cpu",
         "2-route p50",
         "x 1-route cpu",
+        "metrics off rps",
+        "metrics cpu",
     ]
     body = [
         [
@@ -249,10 +251,12 @@ def render_server(server: Sequence[ServerComparison]) -> str:
             _num(c.fallback.server_cpu_us if c.fallback else None, 1),
             f"{c.fallback.p50_ms:.3f}" if c.fallback else "-",
             _num(c.fallback_cpu_ratio, 2),
+            "-" if c.unmetered is None else f"{c.unmetered.rps:,.0f}",
+            "-" if c.metrics_cpu_ratio is None else f"x{c.metrics_cpu_ratio:.3f}",
         ]
         for c in server
     ]
-    return _table(header, body, right=set(range(14)))
+    return _table(header, body, right=set(range(16)))
 
 
 def render_workers(workers: Sequence[LoadStats]) -> str:
@@ -330,7 +334,9 @@ def render(results: Results) -> str:
         "",
         "Server, echo backend, small text request, loopback, client in its own process;"
         " medians of the runs; cpu = the server process's CPU time per request;"
-        " 2-route = every model routed to two echo backends (fallback strategy, no failure):",
+        " 2-route = every model routed to two echo backends (fallback strategy, no failure);"
+        " metrics cpu = its CPU per request with metrics on over the same server with"
+        " them off (the default is on):",
     ]
     if results.server:
         parts += ["", render_server(results.server)]

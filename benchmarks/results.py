@@ -73,14 +73,34 @@ class LoadStats(msgspec.Struct, kw_only=True):
 
 
 class ServerComparison(msgspec.Struct, kw_only=True):
-    """The real server against a bare handler, at one concurrency (medians over repeats)."""
+    """The real server against a bare handler, at one concurrency (medians over repeats).
+
+    ``unmetered`` is the real server with metrics off, run in the same turns:
+    what the metrics cost.
+    """
 
     concurrency: int
     translator: LoadStats
     bare: LoadStats
     fallback: LoadStats | None = None
     """The server with a route of two backends (fallback strategy), when measured."""
+    unmetered: LoadStats | None = None
+    """The same server with metrics off, when measured."""
     runs: list[LoadStats] = msgspec.field(default_factory=list)
+
+    @property
+    def metrics_cpu_ratio(self) -> float | None:
+        """Server CPU per request with metrics on over with them off (1.0: free)."""
+        off = self.unmetered
+        if off is None or not off.server_cpu_us or self.translator.server_cpu_us is None:
+            return None
+        return self.translator.server_cpu_us / off.server_cpu_us
+
+    @property
+    def metrics_rps_ratio(self) -> float | None:
+        """Requests per second with metrics on over with them off (1.0: free)."""
+        off = self.unmetered
+        return None if off is None or not off.rps else self.translator.rps / off.rps
 
     @property
     def added_p50_ms(self) -> float:

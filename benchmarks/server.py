@@ -1,4 +1,5 @@
-"""Server overhead: the real server with the echo backend against a bare handler.
+"""Server overhead: the real server with the echo backend against a bare handler,
+and against itself with metrics off (what the metrics cost).
 
 Both servers run in this process on loopback; the load comes from a separate
 client process (:mod:`benchmarks.loadgen`), so client and servers do not share
@@ -35,13 +36,17 @@ LEVELS = (1, 16, 64)
 _PATH = "/v1/chat/completions"
 
 
-def real_app() -> web.Application | str:
-    """The translator's server with its defaults (every model through echo), or why not."""
+def real_app(*, metrics: bool = True) -> web.Application | str:
+    """The translator's server with its defaults (every model through echo), or why not;
+    ``metrics=False`` turns its Prometheus metrics off."""
     try:
+        from translator.config import Config
         from translator.server import create_app
     except ImportError as exc:
         return f"the server is not importable: {exc}"
-    return create_app()
+    config = Config.default()
+    config.server.observability.metrics = metrics
+    return create_app(config)
 
 
 def fallback_app() -> web.Application | str:
@@ -101,7 +106,13 @@ async def compare_servers(
     routed = fallback_app()
     if isinstance(routed, str):
         return routed
-    async with _serving(app) as real_url, _serving(routed) as fallback_url:
+    unmetered = real_app(metrics=False)
+    assert not isinstance(unmetered, str)
+    async with (
+        _serving(app) as real_url,
+        _serving(routed) as fallback_url,
+        _serving(unmetered) as unmetered_url,
+    ):
         async with aiohttp.ClientSession() as session:
             headers = {"Content-Type": "application/json"}
             async with session.post(real_url, data=body, headers=headers) as response:
@@ -109,7 +120,12 @@ async def compare_servers(
                 if response.status != 200:
                     return f"the server answered {response.status}: {reply[:200]!r}"
         async with _serving(bare_app(reply)) as bare_url:
-            urls = {"translator": real_url, "fallback": fallback_url, "bare": bare_url}
+            urls = {
+                "translator": real_url,
+                "fallback": fallback_url,
+                "unmetered": unmetered_url,
+                "bare": bare_url,
+            }
             try:
                 runs = await _drive(urls, body, requests, repeats, levels)
             except _LoadError as exc:
@@ -206,10 +222,12 @@ def _compare(level: int, runs: list[LoadStats]) -> ServerComparison:
     real = [r for r in runs if r.server == "translator"]
     routed = [r for r in runs if r.server == "fallback"]
     bare = [r for r in runs if r.server == "bare"]
+    unmetered = [r for r in runs if r.server == "unmetered"]
     return ServerComparison(
         concurrency=level,
         translator=_median_stats("translator", level, real),
         bare=_median_stats("bare", level, bare),
         fallback=_median_stats("fallback", level, routed) if routed else None,
+        unmetered=_median_stats("unmetered", level, unmetered) if unmetered else None,
         runs=runs,
     )

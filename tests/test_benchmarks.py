@@ -198,7 +198,9 @@ async def test_server_comparison_runs_a_client_process_against_both() -> None:
         pytest.skip(found)
     assert [c.concurrency for c in found] == [1, 2]
     for comparison in found:
-        for stats in (comparison.translator, comparison.bare):
+        assert comparison.unmetered is not None  # the same server with metrics off
+        assert comparison.metrics_cpu_ratio is not None
+        for stats in (comparison.translator, comparison.bare, comparison.unmetered):
             assert stats.requests == 6
             assert stats.errors == 0
             assert stats.rps > 0

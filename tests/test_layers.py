@@ -23,7 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "model",
-        ("translator._version", "translator.errors", "translator.model", "translator.tokens"),
+        (
+            "translator._version",
+            "translator.errors",
+            "translator.model",
+            "translator.telemetry",
+            "translator.tokens",
+        ),
     ),
     ("openai codec", ("translator.openai", "translator.streaming")),
     ("compat", ("translator.compat",)),

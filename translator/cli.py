@@ -106,11 +106,14 @@ def _serve(args: argparse.Namespace) -> int:
     level = logging.getLevelName(args.log_level)
     if not isinstance(level, int):
         raise CLIError(f"unknown log level {args.log_level!r}")
-    setup_logging(level, json=args.log_format == "json")
     if args.config:
         config = load_config(args.config)
     else:
         config = Config.default(data_dir=default_data_dir())
+    observed = config.server.observability
+    setup_logging(level, json=args.log_format == "json", access=observed.access_log)
+    if observed.traces:
+        _configure_tracing()
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
     if args.workers < 1:
@@ -136,6 +139,21 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return EXIT_OK
+
+
+def _configure_tracing() -> None:
+    """The global tracer provider, from the ``OTEL_*`` variables (needs the ``otel`` extra)."""
+    try:
+        from .server.tracing import configure_from_environment
+    except ImportError as exc:
+        raise CLIError(
+            "server.observability.traces needs OpenTelemetry: "
+            f"pip install 'openai-translator[otel]' ({exc})"
+        ) from None
+    try:
+        configure_from_environment()
+    except RuntimeError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _announce(out: TextIO, root: str, config: Config) -> None:

@@ -19,6 +19,11 @@
     keepalive_timeout = 15.0               # idle seconds before a connection is closed
     max_connections = 1024                 # open connections; more are refused (503)
 
+    [server.observability]             # GET /metrics, traces, /ready, the access log
+    metrics = true
+    metrics_key_env = "METRICS_KEY"        # unset: /metrics is open
+    access_log = "json"                    # or "text", "off"
+
     [server.limits]
     max_body_bytes = 33554432
     max_file_bytes_per_key = 134217728     # with API keys: each key's uploads, in all
@@ -52,7 +57,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -68,6 +73,7 @@ __all__ = [
     "ConfigError",
     "FetchSettings",
     "Limits",
+    "Observability",
     "Route",
     "ServerSettings",
     "default_data_dir",
@@ -99,6 +105,39 @@ class Limits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Seconds one request may take, a whole stream included; past it, a 504."""
 
 
+class Observability(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[server.observability]`` table: metrics, traces, readiness, the access log."""
+
+    metrics: bool = True
+    """Serve ``GET /metrics`` (Prometheus text format) and count what requests do."""
+    metrics_key: str | None = None
+    """A bearer token ``/metrics`` asks for (none: open); never one of the API keys."""
+    metrics_key_env: str | None = None
+    """An environment variable holding ``metrics_key``."""
+    traces: bool = False
+    """OpenTelemetry spans for each request (needs the ``otel`` extra; ``OTEL_*`` variables)."""
+    trace_content: bool = False
+    """Put message content on spans, for requests whose ``allow_logging`` is true."""
+    access_log: Literal["text", "json", "off"] = "text"
+    """One line per request on the ``translator.access`` logger."""
+    probe_backends: bool = False
+    """``/ready`` also reports whether each backend's ``base_url`` answers (no chat sent)."""
+    drain_seconds: Annotated[float, Meta(ge=0)] = 0.0
+    """On SIGTERM, seconds ``/ready`` says ``draining`` before the server stops listening."""
+
+    def resolve_metrics_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The token ``/metrics`` asks for, if any; an unset ``metrics_key_env`` is an error."""
+        if self.metrics_key_env is None:
+            return self.metrics_key
+        value = (os.environ if environ is None else environ).get(self.metrics_key_env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"server.observability.metrics_key_env names {self.metrics_key_env}, "
+                "which is not set; refusing to serve /metrics open"
+            )
+        return value
+
+
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The ``[server]`` table."""
 
@@ -128,6 +167,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Seconds a connection may stay idle (before its first request, or between two)."""
     max_connections: Positive = 1024
     """Most connections open at once; one more is answered 503 and closed."""
+    observability: Observability = msgspec.field(default_factory=Observability)
 
     def resolve_api_keys(self, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Every accepted key; an ``api_keys_env`` that is not set is an error, never open."""

@@ -132,7 +132,8 @@ class InvalidRequestError(TranslatorError):
 class UnsupportedFieldError(InvalidRequestError):
     """A backend's compatibility matrix rejects a field or one of its values.
 
-    ``field`` is the matrix row that rejected it (None for a field no row names).
+    ``field`` is the matrix row that rejected it (None for a field no row names),
+    ``backend`` the backend whose matrix it is.
     """
 
     default_code = "unsupported_parameter"
@@ -144,9 +145,11 @@ class UnsupportedFieldError(InvalidRequestError):
         param: str | None = None,
         code: str | None = None,
         field: str | None = None,
+        backend: str | None = None,
     ) -> None:
         super().__init__(message, param=param, code=code)
         self.field = field
+        self.backend = backend
 
 
 class FetchRefusedError(InvalidRequestError):

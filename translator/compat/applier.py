@@ -153,6 +153,7 @@ class Applier:
                     param="messages",
                     code="unsupported_value",
                     field="messages",
+                    backend=self.backend,
                 )
 
     def _apply_role(self, message: Any, i: int, actions: list[Action], lenient: bool) -> bool:
@@ -264,6 +265,7 @@ def rejection(
             f"Unrecognized request argument supplied: {field}",
             param=path,
             code="unsupported_parameter",
+            backend=applier.backend,
         )
     reason = rule.reason.rstrip(". ")
     head, dot, _ = field.partition(".")
@@ -278,6 +280,7 @@ def rejection(
         param=path,
         code="unsupported_value" if rule.when is not None or value_row else "unsupported_parameter",
         field=field,
+        backend=applier.backend,
     )
 
 

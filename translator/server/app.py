@@ -10,14 +10,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import pluggy
 from aiohttp import web
 
 from ..backend import BackendContext
-from ..config import Config, ConfigError, FetchSettings, ServerSettings, default_data_dir
+from ..config import (
+    Config,
+    ConfigError,
+    FetchSettings,
+    Observability,
+    ServerSettings,
+    default_data_dir,
+)
 from ..core import Translator
 from ..errors import ModelNotFoundError
 from ..routing import Dispatcher, RateLimiter, RouteTable, listed_models
@@ -25,9 +32,12 @@ from ..stores import FileStore, QuotaFileStore
 from ..stores.settings import open_stores
 from .chat import ChatHandler
 from .files import FileHandlers
+from .health import READINESS, Readiness
+from .metrics import Metrics, metrics_handler
 from .middleware import Handler, edge_middleware, public, safe_headers
+from .observe import Observer
 
-__all__ = ["DISPATCHER", "PREFIXES", "SETTINGS", "TRANSLATOR", "create_app"]
+__all__ = ["DISPATCHER", "PREFIXES", "READINESS", "SETTINGS", "TRANSLATOR", "create_app"]
 
 log = logging.getLogger("translator.server")
 
@@ -63,6 +73,7 @@ def create_app(
     plugin_manager: pluggy.PluginManager | None = None,
     files: FileStore | None = None,
     environ: Mapping[str, str] | None = None,
+    tracer_provider: Any = None,
 ) -> web.Application:
     """The server for ``config`` (default: every model through ``echo``).
 
@@ -72,6 +83,8 @@ def create_app(
     ``plugin_manager`` and closed when the app shuts down. The stores are
     those of ``config.stores`` (local and durable by default, in
     ``server.data_dir``); ``files`` replaces the file store.
+    ``tracer_provider`` (an OpenTelemetry ``TracerProvider``) turns traces on
+    and receives them; else ``server.observability.traces`` uses the global one.
     Raises :class:`~translator.config.ConfigError` for a configuration that
     cannot be served.
     """
@@ -113,11 +126,18 @@ def create_app(
             limiter = RateLimiter.configured(config.rate_limits, config.stores, environ=environ)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    app = web.Application(middlewares=[edge_middleware(api_keys)])
+    observed = settings.observability
+    metrics_key = observed.resolve_metrics_key(environ)
+    observer = _observer(observed, tracer_provider)
+    app = web.Application(middlewares=[edge_middleware(api_keys, observer)])
     app.on_response_prepare.append(safe_headers)
     app[TRANSLATOR] = translator
     app[DISPATCHER] = dispatcher
     app[SETTINGS] = settings
+    readiness = app[READINESS] = Readiness(
+        {"files": store, "sessions": translator.sessions},
+        _probes(config, router) if observed.probe_backends else (),
+    )
 
     chat = ChatHandler(dispatcher, settings.limits, settings.compat, limiter)
     file_routes = FileHandlers(store, settings.limits.max_file_bytes)
@@ -136,11 +156,21 @@ def create_app(
         app.router.add_get(f"{prefix}/health", health)
     app.router.add_get("/health", health)
 
+    @public
+    async def ready(request: web.Request) -> web.Response:
+        """Whether this process can serve (see :mod:`.health`), without an API key."""
+        return await readiness.answer()
+
+    app.router.add_get("/ready", ready)
+    if observer.metrics is not None:
+        app.router.add_get("/metrics", metrics_handler(observer.metrics, metrics_key))
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.info("serving backends: %s", ", ".join(router.backends))
         for name in router.unreached():
             log.warning("backend %s: no route and no default_backend leads to it", name)
         yield
+        readiness.drain()
         if limiter is not None:
             await limiter.aclose()
         if owned:
@@ -204,6 +234,29 @@ def _limited(config: Config) -> bool:
         or limits.tokens_per_minute is not None
         or any(r.requests_per_minute or r.tokens_per_minute for r in config.routes)
     )
+
+
+def _observer(settings: Observability, tracer_provider: Any) -> Observer:
+    metrics = Metrics() if settings.metrics else None
+    tracing = None
+    if settings.traces or tracer_provider is not None:
+        try:
+            from .tracing import Tracing
+        except ImportError as exc:
+            raise ConfigError(
+                "server.observability.traces needs OpenTelemetry: "
+                f"pip install 'openai-translator[otel]' ({exc})"
+            ) from None
+        tracing = Tracing(tracer_provider, content=settings.trace_content)
+    return Observer(metrics=metrics, tracing=tracing, access_log=settings.access_log != "off")
+
+
+def _probes(config: Config, router: RouteTable) -> list[tuple[str, str]]:
+    """``(backend, base_url)`` of each served backend that has one."""
+    served = set(router.backends)
+    return [
+        (name, b.base_url) for name, b in config.backends.items() if b.base_url and name in served
+    ]
 
 
 def _fetcher(settings: FetchSettings | None) -> object:

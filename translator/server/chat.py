@@ -31,6 +31,7 @@ from ..routing import Dispatcher, RateLimiter, Route
 from ..tokens import estimate_tokens
 from .logs import log_event
 from .middleware import EXCHANGE, REQUEST_ID, Exchange
+from .observe import RequestWatch, route_label
 from .sse import SSEWriter
 
 __all__ = [
@@ -182,6 +183,11 @@ class ChatHandler:
         exchange.allow_logging = read_metadata(chat).allow_logging
         exchange.model = chat.model
         route = self.dispatcher.plan(chat.model).route
+        watch = exchange.watch
+        if watch is not None:
+            watch.routed(chat.model, route_label(route.model))
+            if watch.keeps_content:
+                watch.prompt(chat)
         limiter = self.limiter
         if limiter is not None and limiter.applies(route):
             await limiter.admit(exchange.session_scope, route)
@@ -204,6 +210,8 @@ class ChatHandler:
             raise
         exchange.backend = routed.backend
         response = routed.completion.response
+        if watch is not None:
+            watch.answered(routed.backend, response)
         if limiter is not None and limiter.counts_tokens(route):
             await limiter.spend(exchange.session_scope, route, _tokens(response))
         headers = self._report_headers(exchange, routed.report)
@@ -264,36 +272,47 @@ class ChatHandler:
         headers[ATTEMPTS_HEADER] = ", ".join(routed.attempts)
         headers[REQUEST_ID] = exchange.request_id
         tokens = _StreamTokens() if limiter is not None and limiter.counts_tokens(route) else None
+        watch = exchange.watch
         writer = SSEWriter()
         try:
             await writer.start(request, headers)
         except BaseException:  # no stream began: the edge answers, or closes the connection
             await routed.aclose()
             raise
+        if watch is not None:
+            watch.stream_started(routed.backend)
         try:
             async with asyncio.timeout_at(when) as deadline:
                 first = routed.first
                 if first is not None:
                     await writer.send(first)
+                    if watch is not None:
+                        watch.chunk(first)
                     if tokens is not None:
                         tokens.add(first)
-                if tokens is not None:
+                if tokens is None and watch is None:
                     async for chunk in routed:
                         await writer.send(chunk)
-                        tokens.add(chunk)
                 else:
                     async for chunk in routed:
                         await writer.send(chunk)
+                        if watch is not None:
+                            watch.chunk(chunk)
+                        if tokens is not None:
+                            tokens.add(chunk)
             await writer.done()
         except ConnectionResetError:
             log_event(log, logging.INFO, "client_disconnected", request_id=exchange.request_id)
         except TranslatorError as exc:
             routed.failed(exc)
-            await _end_with(writer, exc)
+            await _end_with(writer, exc, watch)
         except TimeoutError as exc:
             routed.failed(exc)
-            await _end_with(writer, _deadline_error(self.timeout) if deadline.expired() else exc)
+            error = _deadline_error(self.timeout) if deadline.expired() else exc
+            await _end_with(writer, error, watch)
         except Exception as exc:  # unexpected: logged, and the stream ends with a 500 event
+            if watch is not None:
+                watch.error = exc
             rid = exchange.request_id
             if exchange.allow_logging:
                 log.exception("unexpected error mid-stream request_id=%s", rid)
@@ -308,6 +327,8 @@ class ChatHandler:
                 ),
             )
         finally:
+            if watch is not None:
+                watch.stream_ended()
             await routed.aclose()
             if limiter is not None and tokens is not None:
                 await limiter.spend(exchange.session_scope, route, tokens.total)
@@ -345,9 +366,13 @@ class _StreamTokens:
         return self.reported or self.estimate
 
 
-async def _end_with(writer: SSEWriter, error: TranslatorError | TimeoutError) -> None:
+async def _end_with(
+    writer: SSEWriter, error: TranslatorError | TimeoutError, watch: RequestWatch | None = None
+) -> None:
     if not isinstance(error, TranslatorError):
         error = UpstreamTimeoutError(str(error) or "The backend did not answer in time.")
+    if watch is not None:
+        watch.error = error
     # The client may be gone already; then there is nobody left to tell.
     with contextlib.suppress(ConnectionResetError):
         await writer.error(error)

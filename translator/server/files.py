@@ -11,6 +11,7 @@ from aiohttp import BodyPartReader, web
 
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from ..stores import FileObject, FileStore, FileStoreFullError
+from ..telemetry import store_call
 from .chat import BROKEN_BODY, abandon_body, check_encoding
 
 __all__ = ["PURPOSES", "FileHandlers"]
@@ -93,7 +94,9 @@ class FileHandlers:
         if purpose is None:
             raise InvalidRequestError("Missing required parameter: 'purpose'.", param="purpose")
         filename, content_type, data = upload
-        return _json(await self.store.put(filename, content_type, data, purpose))
+        with store_call("files", "put"):
+            stored = await self.store.put(filename, content_type, data, purpose)
+        return _json(stored)
 
     async def _parts(
         self, request: web.Request, room: int | None
@@ -119,7 +122,8 @@ class FileHandlers:
     async def list(self, request: web.Request) -> web.Response:
         """Newest first (``order=asc`` for oldest first), ``after`` an id, ``limit`` at most."""
         query = request.query
-        files = await self.store.list(query.get("purpose") or None)
+        with store_call("files", "list"):
+            files = await self.store.list(query.get("purpose") or None)
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
             raise InvalidRequestError(
@@ -144,20 +148,24 @@ class FileHandlers:
 
     async def retrieve(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
-        found = await self.store.get(file_id)
+        with store_call("files", "get"):
+            found = await self.store.get(file_id)
         if found is None:
             raise _not_found(file_id)
         return _json(found)
 
     async def delete(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
-        if not await self.store.delete(file_id):
+        with store_call("files", "delete"):
+            deleted = await self.store.delete(file_id)
+        if not deleted:
             raise _not_found(file_id)
         return _json(FileDeleted(file_id, True))
 
     async def content(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
-        found = await self.store.read(file_id)
+        with store_call("files", "read"):
+            found = await self.store.read(file_id)
         if found is None:
             raise _not_found(file_id)
         filename, content_type, data = found

@@ -18,7 +18,10 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["JSONFormatter", "TextFormatter", "log_event", "setup_logging"]
+__all__ = ["ACCESS_LOGGER", "JSONFormatter", "TextFormatter", "log_event", "setup_logging"]
+
+ACCESS_LOGGER = "translator.server.access"
+"""The logger of the access log: one ``request`` event a request."""
 
 _encoder = msgspec.json.Encoder(enc_hook=str)
 
@@ -81,13 +84,26 @@ class JSONFormatter(logging.Formatter):
         return _encoder.encode(entry).decode()
 
 
-def setup_logging(level: int = logging.INFO, *, json: bool = False) -> None:
-    """Log to stderr, as JSON lines or as text."""
+def setup_logging(
+    level: int = logging.INFO, *, json: bool = False, access: str | None = None
+) -> None:
+    """Log to stderr, as JSON lines or as text; ``access`` (``"json"``, ``"text"``)
+    gives the access log (``translator.server.access``) a format of its own."""
+    root = logging.getLogger()
+    root.handlers[:] = [_stderr(json)]
+    root.setLevel(level)
+    access_log = logging.getLogger(ACCESS_LOGGER)
+    access_log.handlers[:] = []
+    access_log.propagate = True
+    if access is not None and access != "off" and (access == "json") != json:
+        access_log.handlers[:] = [_stderr(access == "json")]
+        access_log.propagate = False
+
+
+def _stderr(json: bool) -> logging.Handler:
     handler = logging.StreamHandler()
     if json:
         handler.setFormatter(JSONFormatter())
     else:
         handler.setFormatter(TextFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    return handler

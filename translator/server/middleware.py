@@ -16,12 +16,12 @@ out of step.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import os
 import re
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -34,9 +34,10 @@ from ..errors import (
     TranslatorError,
 )
 from ..stores import file_owner
-from .logs import log_event
+from .observe import Exchange, Observer
 
 __all__ = [
+    "CLIENT_CLOSED",
     "EXCHANGE",
     "REQUEST_ID",
     "Exchange",
@@ -52,39 +53,11 @@ __all__ = [
 log = logging.getLogger("translator.server")
 
 REQUEST_ID = "x-request-id"
+CLIENT_CLOSED = 499
+"""The status metrics and the access log give a request whose client went away."""
 _VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Exchange:
-    """What the edge knows of one request: its id, and what the handler found (for the log)."""
-
-    __slots__ = (
-        "allow_logging",
-        "backend",
-        "close_connection",
-        "ignored",
-        "model",
-        "preparing",
-        "request_id",
-        "session_scope",
-        "stream",
-    )
-
-    def __init__(self, request_id: str) -> None:
-        self.request_id = request_id
-        self.session_scope: str | None = None
-        """Whose sessions these are: derived from the caller's API key, when keys are asked for."""
-        self.allow_logging = True
-        self.model: str | None = None
-        self.backend: str | None = None
-        self.stream = False
-        self.ignored: str | None = None
-        self.close_connection = False
-        """Set when the body could not be read: the connection is closed after the answer."""
-        self.preparing = False
-        """Set once a response to this request has begun to be prepared."""
 
 
 try:
@@ -162,8 +135,12 @@ def new_request_id() -> str:
     return "req_" + os.urandom(12).hex()
 
 
-def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The middleware; ``api_keys`` empty means no key is asked for."""
+def edge_middleware(
+    api_keys: tuple[str, ...], observer: Observer | None = None
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The middleware; ``api_keys`` empty means no key is asked for. ``observer``
+    watches each request (metrics, trace, access log); None: a plain access log."""
+    observer = observer or Observer(metrics=None, tracing=None, access_log=True)
     keys = tuple(k.encode() for k in api_keys)
     # A session scope per key: a short hash, so that neither logs nor stores hold the key.
     scopes = {key: "key-" + hashlib.sha256(key).hexdigest()[:16] for key in keys}
@@ -184,10 +161,10 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
 
     @web.middleware
     async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-        start = time.perf_counter()
         client_id = request.headers.get(REQUEST_ID)
         rid = client_id if client_id and _VALID_ID.fullmatch(client_id) else new_request_id()
-        exchange = request[EXCHANGE] = Exchange(rid)
+        watch = observer.start(request)
+        exchange = request[EXCHANGE] = Exchange(rid, watch)
         extra_headers: dict[str, str] | None = None
         try:
             if keys and not getattr(request.match_info.handler, "public", False):
@@ -200,14 +177,20 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
             with file_owner(exchange.session_scope):  # each key sees its own uploads
                 response = await handler(request)
         except TranslatorError as exc:
+            watch.error = exc
             response = error_response(exc, exc.headers())
         except web.HTTPException as exc:
             if exc.status < 400:
+                observer.finish(watch, request, exchange, exc.status)
                 raise
             if isinstance(exc, web.HTTPMethodNotAllowed):
                 extra_headers = {"Allow": ", ".join(sorted(exc.allowed_methods))}
             response = error_response(_from_http(exc, request), extra_headers)
+        except asyncio.CancelledError:  # the client went away: counted as nginx does, 499
+            observer.finish(watch, request, exchange, CLIENT_CLOSED)
+            raise
         except Exception as exc:  # anything unexpected: logged here, a plain 500 for the client
+            watch.error = exc
             if exchange.preparing:
                 # A response was being written: whatever reached the client cannot be
                 # followed by another answer on this connection. Close it.
@@ -231,20 +214,7 @@ def edge_middleware(api_keys: tuple[str, ...]) -> Callable[..., Awaitable[web.St
             response.headers[REQUEST_ID] = rid
             if exchange.close_connection:
                 response.force_close()
-        log_event(
-            log,
-            logging.INFO,
-            "request",
-            request_id=rid,
-            method=request.method,
-            path=request.path,
-            status=response.status,
-            ms=round((time.perf_counter() - start) * 1000, 1),
-            model=exchange.model,
-            backend=exchange.backend,
-            stream=exchange.stream or None,
-            ignored=exchange.ignored,
-        )
+        observer.finish(watch, request, exchange, response.status)
         return response
 
     return edge

@@ -15,6 +15,7 @@ plain-text answers instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -26,8 +27,12 @@ from aiohttp import web
 from ..config import ServerSettings
 from .app import SETTINGS
 from .connections import ConnectionServer
+from .health import READINESS
+from .logs import log_event
 
-__all__ = ["base_url", "run", "serve_socket", "serving"]
+__all__ = ["base_url", "drain", "run", "serve_socket", "serving"]
+
+log = logging.getLogger("translator.server")
 
 
 def base_url(host: str, port: int) -> str:
@@ -52,6 +57,9 @@ async def serving(
         bound = runner.addresses[0]
         yield base_url(host, bound[1])
     finally:
+        readiness = app.get(READINESS)
+        if readiness is not None:
+            readiness.drain()
         await runner.cleanup()
 
 
@@ -65,6 +73,9 @@ async def serve_socket(
         await web.SockSite(runner, sock).start()
         yield
     finally:
+        readiness = app.get(READINESS)
+        if readiness is not None:
+            readiness.drain()
         await runner.cleanup()
 
 
@@ -84,6 +95,19 @@ async def _start_runner(app: web.Application, shutdown_timeout: float) -> web.Ap
     return runner
 
 
+async def drain(app: web.Application) -> None:
+    """Turn ``/ready`` to ``draining``, then wait ``drain_seconds`` still serving."""
+    readiness = app.get(READINESS)
+    if readiness is None:
+        return
+    readiness.drain()
+    settings = app.get(SETTINGS)
+    seconds = settings.observability.drain_seconds if settings is not None else 0.0
+    if seconds:
+        log_event(log, logging.INFO, "draining", seconds=seconds)
+        await asyncio.sleep(seconds)
+
+
 def run(
     app: web.Application,
     host: str = "127.0.0.1",
@@ -92,7 +116,11 @@ def run(
     announce: Callable[[str], None] | None = None,
     shutdown_timeout: float = 30.0,
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM; ``announce`` gets the root URL once listening."""
+    """Serve ``app`` until SIGINT or SIGTERM; ``announce`` gets the root URL once listening.
+
+    On the signal, ``/ready`` turns to ``draining`` for ``drain_seconds`` while
+    the server still answers; then it stops listening and finishes what is in flight.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -103,6 +131,7 @@ def run(
             if announce is not None:
                 announce(url)
             await stop.wait()
+            await drain(app)
 
     asyncio.run(main())
 

@@ -7,7 +7,9 @@ watches them. SIGTERM or SIGINT to the parent is passed to every worker,
 which finishes its requests in flight (``shutdown_timeout``) and exits; the
 parent exits once all have, with status 0, or 1 when a worker failed. A
 worker that dies makes the parent stop the others: a supervisor restarts the
-whole. State lives in the stores, so any worker may answer any request;
+whole. Metrics go through ``prometheus_client``'s multiprocess mode, in
+``PROMETHEUS_MULTIPROC_DIR`` or a temporary directory, so that ``/metrics``
+from any worker counts them all. State lives in the stores, so any worker may answer any request;
 memory stores would split sessions and files between workers, so the CLI
 refuses them with more than one.
 """
@@ -17,15 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from types import FrameType
 
 from aiohttp import web
 
-from .runner import base_url, serve_socket
+from .metrics import MULTIPROC_ENV, prepare_multiprocess, worker_exited
+from .runner import base_url, drain, serve_socket
 
 __all__ = ["run_workers"]
 
@@ -47,6 +52,10 @@ def run_workers(
     sock = socket.create_server((host, port), family=_family(host), backlog=1024)
     sock.setblocking(False)
     url = base_url(host, sock.getsockname()[1])
+    # Every worker writes its metrics to one directory, so that a scrape of
+    # any worker adds up all of them; one the operator names is emptied first.
+    given = os.environ.get(MULTIPROC_ENV)
+    metrics_dir = prepare_multiprocess(given or tempfile.mkdtemp(prefix="translator-metrics-"))
     pids: list[int] = []
     for _ in range(workers):
         pid = os.fork()
@@ -60,7 +69,11 @@ def run_workers(
                 os._exit(status)
         pids.append(pid)
     sock.close()
-    return _supervise(pids, url, announce)
+    try:
+        return _supervise(pids, url, announce)
+    finally:
+        if given is None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _worker(
@@ -71,8 +84,10 @@ def _worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with serve_socket(make_app(), sock, shutdown_timeout=shutdown_timeout):
+        app = make_app()
+        async with serve_socket(app, sock, shutdown_timeout=shutdown_timeout):
             await stop.wait()
+            await drain(app)
 
     asyncio.run(main())
     return 0
@@ -99,6 +114,7 @@ def _supervise(pids: list[int], url: str, announce: Callable[[str], None] | None
         except ChildProcessError:
             break
         alive.discard(pid)
+        worker_exited(pid)
         code = os.waitstatus_to_exitcode(wait_status)
         if code != 0:
             status = 1

@@ -71,6 +71,9 @@ class QuotaFileStore(FileStore):
     async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
         return await self.store.read(file_id)
 
+    async def ping(self) -> None:
+        await self.store.ping()
+
     async def room(self) -> int | None:
         """The wrapped store's room (the quota is checked by :meth:`put`, so that its
         refusal names it)."""

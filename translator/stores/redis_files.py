@@ -184,6 +184,9 @@ class RedisFileStore(FileStore):
             )
         return int(size) >= 0
 
+    async def ping(self) -> None:
+        await self.link.ping("files")
+
     async def room(self) -> int | None:
         if self.max_bytes is None:
             return None

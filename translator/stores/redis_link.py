@@ -75,6 +75,11 @@ class RedisLink:
                 f"The {what} store is unavailable; try again shortly."
             ) from exc
 
+    async def ping(self, what: str) -> None:
+        """PING, under :meth:`guard` (for ``/ready``)."""
+        async with self.guard(what):
+            await self.client.ping()
+
     async def aclose(self) -> None:
         """Close the pool's connections."""
         await self.client.aclose()

@@ -121,6 +121,9 @@ class RedisSessionStore(SessionStore):
                 args=[self._ttl_ms, self.max_messages, self.max_bytes, instructions, *turns],
             )
 
+    async def ping(self) -> None:
+        await self.link.ping("sessions")
+
     async def clear(self, session_id: str) -> None:
         async with self.link.guard("session"):
             await self.link.client.delete(*self._keys(session_id))

@@ -127,6 +127,10 @@ class SQLiteSessionStore(SessionStore):
         sweep = self._appends % _SWEEP_EVERY == 1
         await self._run(lambda db: self._append(db, session_id, instructions, turns, sweep))
 
+    async def ping(self) -> None:
+        """The database opens and answers (else :class:`StoreUnavailableError`)."""
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
     async def clear(self, session_id: str) -> None:
         def clear(db: sqlite3.Connection) -> None:
             with _transaction(db, "BEGIN IMMEDIATE"):

@@ -1,0 +1,258 @@
+"""Prometheus metrics: what the server counts, and ``GET /metrics``.
+
+Every metric is named ``translator_...`` with Prometheus units (``_seconds``,
+``_bytes``, ``_total``). Label values come from configuration or from a
+small fixed set, never from what a client sends: ``model`` is the configured
+route that matched (an exact name or a ``prefix-*`` pattern), and a model no
+route names is counted as ``unrouted``; ``field`` is a matrix row (a field no
+row names is ``unknown``); ``route`` is the server's own path template.
+
+One process keeps its counts in its own registry. Several worker processes
+share theirs through ``prometheus_client``'s multiprocess mode: the parent
+calls :func:`prepare_multiprocess` before the workers start, each worker
+writes its values to files in that directory, and ``/metrics`` in any worker
+adds up every worker's (a stream gauge only the live workers').
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST as CONTENT_TYPE,
+)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.metrics import MetricWrapperBase
+
+from ..errors import AuthenticationError
+
+__all__ = [
+    "CONTENT_TYPE",
+    "MULTIPROC_ENV",
+    "Metrics",
+    "metrics_handler",
+    "prepare_multiprocess",
+    "worker_exited",
+]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+def prepare_multiprocess(directory: str | os.PathLike[str]) -> Path:
+    """Make ``directory`` (emptied) the place every worker writes its metrics to.
+
+    Call it in the parent before the workers start: it sets
+    ``PROMETHEUS_MULTIPROC_DIR``, which the workers inherit.
+    """
+    path = Path(directory)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(path)
+    _multiprocess()
+    return path
+
+
+def worker_exited(pid: int) -> None:
+    """Forget the live gauges of the worker ``pid`` (its counters keep counting)."""
+    if _multiprocess():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _multiprocess() -> bool:
+    """Whether values go to the shared directory; switches value storage over
+    when the variable was set after ``prometheus_client`` was imported."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return False
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return True
+
+
+class Labelled(Generic[M]):
+    """A metric with labels, each set of label values bound once and kept.
+
+    ``prometheus_client`` checks and looks up the labels on every ``labels()``
+    call; label values here come from a bounded set, so the bound children are
+    kept (a dictionary lookup instead)."""
+
+    __slots__ = ("_bound", "metric")
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self._bound: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *labels: str) -> M:
+        bound = self._bound.get(labels)
+        if bound is None:
+            bound = self._bound[labels] = self.metric.labels(*labels)
+        return bound
+
+
+class Metrics:
+    """Every metric the server keeps, registered in one registry of its own."""
+
+    def __init__(self) -> None:
+        self.multiprocess = _multiprocess()
+        self.registry = registry = CollectorRegistry()
+        self.requests = Labelled(
+            Counter(
+                "translator_requests",
+                "HTTP requests answered, by route, model, backend and status.",
+                ["route", "model", "backend", "status"],
+                registry=registry,
+            )
+        )
+        self.request_duration = Labelled(
+            Histogram(
+                "translator_request_duration_seconds",
+                "Time from a request's arrival to its last byte (a whole stream included).",
+                ["route", "model", "backend"],
+                buckets=_LATENCY,
+                registry=registry,
+            )
+        )
+        self.upstream_duration = Labelled(
+            Histogram(
+                "translator_upstream_request_duration_seconds",
+                "One upstream HTTP attempt, from sending to the status line (or its failure).",
+                ["backend"],
+                buckets=_LATENCY,
+                registry=registry,
+            )
+        )
+        self.first_token = Labelled(
+            Histogram(
+                "translator_time_to_first_token_seconds",
+                "Time from a streamed request's arrival to its first chunk.",
+                ["backend", "model"],
+                buckets=_LATENCY,
+                registry=registry,
+            )
+        )
+        self.tokens = Labelled(
+            Counter(
+                "translator_tokens",
+                "Tokens in (prompt) and out (completion), as reported by the backend or estimated.",
+                ["backend", "model", "direction", "source"],
+                registry=registry,
+            )
+        )
+        self.upstream_errors = Labelled(
+            Counter(
+                "translator_upstream_errors",
+                "Requests that failed at the backend, by kind: timeout, unavailable, malformed, "
+                "auth, rate_limited, 5xx, 4xx, other.",
+                ["backend", "kind"],
+                registry=registry,
+            )
+        )
+        self.upstream_retries = Labelled(
+            Counter(
+                "translator_upstream_retries",
+                "Upstream attempts tried again, by reason (a status, or an error kind).",
+                ["backend", "reason"],
+                registry=registry,
+            )
+        )
+        self.matrix_rejections = Labelled(
+            Counter(
+                "translator_matrix_rejections",
+                "Requests a backend's compatibility matrix refused, by the field at fault.",
+                ["backend", "field"],
+                registry=registry,
+            )
+        )
+        self.matrix_actions = Labelled(
+            Counter(
+                "translator_matrix_fields",
+                "Fields the matrix dropped (ignored, relaxed) or emulated, by backend and field.",
+                ["backend", "field", "action"],
+                registry=registry,
+            )
+        )
+        self.streams = Labelled(
+            Gauge(
+                "translator_streams_in_progress",
+                "Streamed answers being sent right now.",
+                ["backend"],
+                multiprocess_mode="livesum",
+                registry=registry,
+            )
+        )
+        self.store_operations = Labelled(
+            Counter(
+                "translator_store_operations",
+                "Store calls (sessions, files) by operation and outcome (ok, error).",
+                ["store", "operation", "outcome"],
+                registry=registry,
+            )
+        )
+        self.fetched_bytes = Counter(
+            "translator_media_fetched_bytes",
+            "Bytes the media fetcher read from remote URLs.",
+            registry=registry,
+        )
+        self.fetch_refusals = Labelled(
+            Counter(
+                "translator_media_fetch_refusals",
+                "Remote URLs the media fetcher refused (refused) or could not fetch (failed).",
+                ["reason"],
+                registry=registry,
+            )
+        )
+    def request_done(
+        self, route: str, model: str, backend: str, status: int, seconds: float
+    ) -> None:
+        """Count one answered request."""
+        self.requests(route, model, backend, str(status)).inc()
+        self.request_duration(route, model, backend).observe(seconds)
+
+    def render(self) -> bytes:
+        """The text exposition: this process's registry, or every worker's."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        path = os.environ[MULTIPROC_ENV]
+        multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+def metrics_handler(
+    metrics: Metrics, key: str | None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /metrics``: open, or asking for ``Authorization: Bearer <key>`` (its own key,
+    never one of the API keys; with API keys only, it stays open)."""
+    expected = key.encode() if key else None
+
+    async def handle(request: web.Request) -> web.Response:
+        if expected is not None:
+            scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), expected
+            ):
+                raise AuthenticationError(
+                    "/metrics asks for its own key: send 'Authorization: Bearer <metrics key>'."
+                )
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    handle.public = True  # type: ignore[attr-defined]  # not behind the API keys
+    return handle
