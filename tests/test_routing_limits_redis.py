@@ -11,7 +11,7 @@ import openai
 import pytest
 import redis.asyncio as aioredis
 
-from tests.redis_server import RedisServer
+from benchmarks.redis_server import RedisServer
 from tests.serve_process import Served, start_serve, stop
 from translator.errors import RateLimitError, StoreUnavailableError
 from translator.routing import RateLimiter, RateLimitSettings, Route

@@ -13,7 +13,6 @@ import logging
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
-from msgspec import UNSET
 
 from ..compat import Mode, Report
 from ..config import Limits
@@ -354,7 +353,7 @@ class _StreamTokens:
 
     def add(self, chunk: ChatChunk) -> None:
         usage = chunk.usage
-        if usage is not None and usage is not UNSET:
+        if usage is not None:
             self.reported = usage.total_tokens
         for choice in chunk.choices:
             content = choice.delta.content
