@@ -7,7 +7,10 @@ For a route of several backends, before any call:
    calling it: a backend that would refuse the request is left out (when
    every one refuses, the client gets the rejection of the route's first
    backend, with its ``param``), and one that would drop fields goes after
-   those that keep them all;
+   those that keep them all. Backends of one kind (the same rules, unknown
+   policy and mode: two hosts of one plugin) share one verdict, and a route
+   whose backends are all of one kind asks none: the first attempt's own
+   matrix step answers for all of them;
 3. cooled-down backends are left out while another is available
    (:mod:`~translator.routing.health`); when none is, they are tried anyway.
 
@@ -109,7 +112,16 @@ class RoutedStream:
 class _Plan:
     """A route, compiled: its order, its fallback policy and its model names."""
 
-    __slots__ = ("attempt_timeout", "candidates", "kinds", "models", "order", "policy", "route")
+    __slots__ = (
+        "attempt_timeout",
+        "candidates",
+        "kinds",
+        "models",
+        "order",
+        "policy",
+        "route",
+        "uniform",
+    )
 
     def __init__(self, route: Route, health: Health, matrices: Mapping[str, Matrix]) -> None:
         self.route = route
@@ -124,6 +136,9 @@ class _Plan:
             b: (id(matrices[b].rules), matrices[b].unknown, matrices[b].mode)
             for b in self.candidates
         }
+        self.uniform = len(set(self.kinds.values())) == 1
+        """All of one kind: the matrix's verdict cannot tell them apart, so none is asked
+        before the first attempt (which the matrix refuses before any call, if it does)."""
 
 
 class Dispatcher:
@@ -219,12 +234,12 @@ class Dispatcher:
             try:
                 result = await _bounded(attempt(backend, request), plan.attempt_timeout, backend)
             except UnsupportedFieldError as exc:
-                # The matrix refused what the session's history added: not called.
+                # The matrix refused the request (with its session's history): not called.
                 health.record(backend, ok=None)
                 health.finish(backend)
                 attempts.pop()
                 refused = refused or exc
-                if i + 1 < len(order):
+                if i + 1 < len(order) and not plan.uniform:
                     continue
                 raise refused from None
             except BaseException as exc:
@@ -248,9 +263,13 @@ class Dispatcher:
             return list(order), None
         if body is None:
             body = encode_request(chat)
+        hooked = self._hooked()
+        available = self.health.available
+        if plan.uniform and not hooked:
+            return [b for b in order if available(b)] or list(order), body
         # Backends of one kind share a verdict, unless a plugin's adjust_request
         # hook may treat them apart.
-        verdicts: dict[object, str] | None = None if self._hooked() else {}
+        verdicts: dict[object, str] | None = None if hooked else {}
         kinds = plan.kinds
         rejected: set[str] = set()
         lossy: set[str] = set()
@@ -272,7 +291,6 @@ class Dispatcher:
                 self._copy_for(plan, plan.candidates[0], body), plan.candidates[0], mode=mode
             )
             raise AssertionError("a rejected request was accepted on a second look")
-        available = self.health.available
         chosen = [b for b in accepted if available(b)] or accepted
         if lossy:
             chosen.sort(key=lambda b: b in lossy)
