@@ -4,8 +4,10 @@ clients, idle connections, the number of connections."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -201,3 +203,29 @@ async def test_connections_over_the_cap_are_refused_with_a_503_and_retry_after()
         assert answer.status == 200
         for client in (again, held[1]):
             await client.close()
+
+
+async def test_a_body_cut_off_is_freed_with_its_connection_not_at_some_later_collection() -> None:
+    config = parse_config(quick(body_timeout=0.3, min_body_rate=1))
+    size = 4_000_000
+    gc.collect()
+    gc.disable()  # what is freed must be freed by its last reference going, not by a collection
+    tracemalloc.start()
+    try:
+        async with serving(create_app(config)) as root:
+            client = await RawClient.connect(root)
+            head = post_json("/v1/chat/completions", b"")
+            head = head.replace(b"Content-Length: 0", b"Content-Length: %d" % size)
+            await client.send(head + b"x" * (size - 1000))  # then stalls
+            answer = await client.answer()
+            assert answer is not None
+            assert answer.status == 408
+            assert await client.closed()
+            await client.close()
+            await asyncio.sleep(0.1)
+            left, read = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert read > size / 2  # the body was held while it arrived
+    assert left < size / 4, f"{left} bytes still held after the connection closed"

@@ -103,7 +103,10 @@ class TranslatorError(Exception):
         }
 
     def headers(self) -> dict[str, str] | None:
-        """Headers the error response carries besides the body (``Retry-After``), if any."""
+        """Headers the error response carries besides the body: a 429 or 503 says
+        ``Retry-After`` (:attr:`retry_after`, else 1 second), which the OpenAI SDK honours."""
+        if self.status in (429, 503):
+            return {"Retry-After": str(self.retry_after or 1)}
         return None
 
     def to_json(self) -> bytes:
@@ -205,9 +208,6 @@ class RateLimitError(TranslatorError):
     ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str] | None:
-        return None if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class StoreUnavailableError(TranslatorError):

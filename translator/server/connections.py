@@ -178,7 +178,10 @@ class Connection(RequestHandler):
             self._head_timer = None
         if not self._messages:
             return
-        payload = self._messages[-1][1]
+        message, payload = self._messages[-1]
+        if isinstance(message, _ErrInfo):  # the parser refused the request: read no more
+            self._refused = True
+            return
         if payload is EMPTY_PAYLOAD or payload.is_eof():
             self._body = None
             return

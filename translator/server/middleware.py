@@ -22,6 +22,7 @@ import hmac
 import logging
 import os
 import re
+import traceback
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -72,14 +73,12 @@ def public(handler: Handler) -> Handler:
     return handler
 
 
-_RETRY_STATUSES = frozenset({429, 503})
-
-
 def error_response(error: TranslatorError, headers: dict[str, str] | None = None) -> web.Response:
-    """The OpenAI error body for ``error``, with its status; a 429 or 503 says
-    ``Retry-After`` (the error's own, else 1 second), which the OpenAI SDK honours."""
-    if error.status in _RETRY_STATUSES:
-        headers = {**(headers or {}), "Retry-After": str(error.retry_after or 1)}
+    """The OpenAI error body for ``error``, with its status and its own headers
+    (:meth:`~translator.errors.TranslatorError.headers`) besides ``headers``."""
+    own = error.headers()
+    if own:
+        headers = {**own, **headers} if headers else own
     return web.Response(
         status=error.status, body=error.to_json(), content_type="application/json", headers=headers
     )
@@ -110,6 +109,17 @@ async def safe_headers(request: web.Request, response: web.StreamResponse) -> No
         del headers[name]
         for v in values:
             headers.add(name, v)
+
+
+def _release_frames(error: BaseException) -> None:
+    """Free what the frames of a failed call still hold (a body read so far, the
+    request): an error a request's body reader keeps (aiohttp stores it) would
+    otherwise keep them alive in a reference cycle until the next full collection."""
+    for _ in range(8):  # the error, then what it was raised in handling
+        traceback.clear_frames(error.__traceback__)
+        if error.__context__ is None:
+            return
+        error = error.__context__
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> TranslatorError:
@@ -178,7 +188,8 @@ def edge_middleware(
                 response = await handler(request)
         except TranslatorError as exc:
             watch.error = exc
-            response = error_response(exc, exc.headers())
+            response = error_response(exc)
+            _release_frames(exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 observer.finish(watch, request, exchange, exc.status)
@@ -186,6 +197,7 @@ def edge_middleware(
             if isinstance(exc, web.HTTPMethodNotAllowed):
                 extra_headers = {"Allow": ", ".join(sorted(exc.allowed_methods))}
             response = error_response(_from_http(exc, request), extra_headers)
+            _release_frames(exc)
         except asyncio.CancelledError:  # the client went away: counted as nginx does, 499
             observer.finish(watch, request, exchange, CLIENT_CLOSED)
             raise
@@ -205,6 +217,7 @@ def edge_middleware(
                     f"Quote request id {rid} when reporting it."
                 )
             )
+            _release_frames(exc)
         if request.body_exists and not request.content.is_eof() and _ENCODED in request.headers:
             # An encoded body left unread: aiohttp would read it out after the answer
             # and log its decoding failure as unhandled. It is dropped with the connection.
