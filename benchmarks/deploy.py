@@ -101,7 +101,7 @@ async def session_costs(
     *, turns: int, rounds: int, turns_per_session: int = 10
 ) -> tuple[list[StoreCost], str]:
     """Microseconds per request for each store, and why any store was left out."""
-    from plugins.echo import EchoBackend
+    from translator_plugins.echo import EchoBackend
     from translator.core import Translator
     from translator.stores import MemorySessionStore, SessionStore, SQLiteSessionStore
 

@@ -46,7 +46,7 @@ def _floor(lines: list[bytes], prefix: int) -> Loop:
 def _openai_lines(lines: list[bytes]) -> Loop | str:
     """An upstream's ``data:`` lines through the plugin's SSE parser, typed, framed again."""
     try:
-        from translator_plugins.openai_compat import SSEDecoder
+        from translator.openai.sse import SSEDecoder
     except ImportError as exc:
         return f"plugin not importable: {exc}"
     events = [line + b"\n\n" for line in lines]

@@ -19,8 +19,8 @@ from typing import Any
 import openai
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from translator_plugins import ollama, openai_compat
 
-from plugins import ollama, openai_compat
 from translator.config import parse_config
 from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving

@@ -60,7 +60,7 @@ from translator.model import (
     unknown_fields,
 )
 from translator.openai import decode_request, encode_request, encode_response, sse_frame
-from translator.openai.encode import SSE_DONE
+from translator.openai.sse import SSE_DONE
 from translator.streaming import ChunkStream
 
 PNG = (

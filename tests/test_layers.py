@@ -168,3 +168,22 @@ def test_no_two_modules_import_each_other() -> None:
     # A package's __init__ re-exporting its own submodules is how packages work.
     pairs = [(a, b) for a, b in pairs if not b.startswith(a + ".")]
     assert not pairs
+
+
+def test_the_built_ins_are_imported_by_their_installed_name() -> None:
+    """``plugins/`` installs as ``translator_plugins``: importing ``plugins`` works only
+    from a checkout, and would load a second copy of every class."""
+    offenders = []
+    for folder in ("tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom) and not node.level
+                    else []
+                )
+                if any(n == "plugins" or n.startswith("plugins.") for n in names):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from translator_plugins import openai_compat
 
-from plugins import openai_compat
 from translator import http as http_module
 from translator.backend import BackendSettings
 from translator.compat import Mode, Treatment
@@ -28,6 +28,7 @@ from translator.errors import (
     UpstreamUnavailableError,
 )
 from translator.model import ChatChunk, Usage
+from translator.openai.sse import SSEDecoder
 from translator.plugins import get_plugin_manager
 
 Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -795,7 +796,7 @@ def endless_line(upstream: Upstream) -> Reply:
 async def test_a_line_that_never_ends_is_cut_off_at_the_bound(
     upstream: Upstream, translator: Translator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(openai_compat.SSEDecoder, "MAX_EVENT_BYTES", 64 * 1024)
+    monkeypatch.setattr(SSEDecoder, "MAX_EVENT_BYTES", 64 * 1024)
     upstream.then(endless_line(upstream))
     got: list[ChatChunk] = []
     with pytest.raises(MalformedUpstreamError, match="longer than 65536 bytes") as caught:
@@ -805,7 +806,7 @@ async def test_a_line_that_never_ends_is_cut_off_at_the_bound(
     await asyncio.wait_for(upstream.disconnected.wait(), 5)
 
 
-def feed_all(decoder: openai_compat.SSEDecoder, pieces: list[bytes]) -> list[bytes]:
+def feed_all(decoder: SSEDecoder, pieces: list[bytes]) -> list[bytes]:
     events = [e for piece in pieces for e in decoder.feed(piece)]
     return [e.data for e in events + decoder.close()]
 
@@ -841,7 +842,7 @@ BOUND = 40
 def test_an_event_of_exactly_the_bound_is_read(
     wire: bytes, first: bytes | None, newline: bytes, split: Callable[[bytes], list[bytes]]
 ) -> None:
-    data = feed_all(openai_compat.SSEDecoder(BOUND), split(wire.replace(b"\n", newline)))
+    data = feed_all(SSEDecoder(BOUND), split(wire.replace(b"\n", newline)))
     assert data[0] == (first or b"x" * 19 + b"\n" + b"y" * 20)
     assert len(data[0]) == BOUND
     assert data[1:] == ([b"next"] if wire.endswith(b"next\n\n") else [])
@@ -864,19 +865,19 @@ def test_an_event_of_exactly_the_bound_is_read(
 def test_an_event_over_the_bound_is_malformed(
     wire: bytes, newline: bytes, split: Callable[[bytes], list[bytes]]
 ) -> None:
-    decoder = openai_compat.SSEDecoder(BOUND)
+    decoder = SSEDecoder(BOUND)
     with pytest.raises(MalformedUpstreamError, match="longer than 40 bytes"):
         feed_all(decoder, split(wire.replace(b"\n", newline)))
 
 
 def test_the_default_bound_is_8_mib() -> None:
-    assert openai_compat.SSEDecoder.MAX_EVENT_BYTES == 8 * 1024 * 1024
+    assert SSEDecoder.MAX_EVENT_BYTES == 8 * 1024 * 1024
     big = b"data: " + b"x" * (8 * 1024 * 1024) + b"\n\n"
-    assert [len(d) for d in feed_all(openai_compat.SSEDecoder(), in_pieces_of_64k(big))] == [
+    assert [len(d) for d in feed_all(SSEDecoder(), in_pieces_of_64k(big))] == [
         8 * 1024 * 1024
     ]
     with pytest.raises(MalformedUpstreamError):
-        feed_all(openai_compat.SSEDecoder(), in_pieces_of_64k(big[:-2] + b"x\n\n"))
+        feed_all(SSEDecoder(), in_pieces_of_64k(big[:-2] + b"x\n\n"))
 
 
 def in_pieces_of_64k(wire: bytes) -> list[bytes]:

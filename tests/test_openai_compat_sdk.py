@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import openai
 import pytest
+from translator_plugins import openai_compat
 
-from plugins import openai_compat
 from tests.test_openai_compat import (
     OPENAI_ERROR,
     STREAM,

@@ -11,8 +11,6 @@ from translator_plugins.openai_compat import (
     MATRIX,
     OpenAICompatBackend,
     OpenAICompatFactory,
-    SSEDecoder,
-    SSEEvent,
     decode_response,
     parse_error,
 )
@@ -21,6 +19,7 @@ from translator.backend import BackendContext, BackendSettings
 from translator.compat import REQUEST_FIELDS, Treatment
 from translator.errors import MalformedUpstreamError, UpstreamStatusError
 from translator.http import UpstreamDetail
+from translator.openai.sse import SSEDecoder, SSEEvent
 from translator.testing import PART_TYPES, ROLES
 
 # -- SSE -----------------------------------------------------------------------

@@ -42,6 +42,8 @@ OWN = [
     "OneOf",
     "Reply",
     "Rule",
+    "SSEDecoder",
+    "SSEEvent",
     "SharedCache",
     "TranslatorError",
     "Treatment",

@@ -14,7 +14,8 @@ notice. In it:
   conditions, and the lists of fields, roles and part types;
 - the canonical model (the names of :mod:`translator.model` a backend reads
   requests and builds answers with), the stream
-  helpers (:class:`ChunkStream`, :func:`chunks_from_response`), the OpenAI
+  helpers (:class:`ChunkStream`, :func:`chunks_from_response`, and
+  :class:`SSEDecoder` to read an upstream's server-sent events), the OpenAI
   request encoder, and the id helpers;
 - the errors a backend raises, the pooled HTTP client it calls its upstream
   with, and the guarded media fetcher.
@@ -157,6 +158,7 @@ from .model import (
     unknown_fields,
 )
 from .openai import encode_request, new_completion_id, now
+from .openai.sse import SSEDecoder, SSEEvent
 from .stores.files import is_file_id
 from .streaming import ChunkStream, chunks_from_response
 from .tokens import estimate_tokens
@@ -247,6 +249,8 @@ __all__ = [
     "RefusalPart",
     "Reply",
     "RequestMetadata",
+    "SSEDecoder",
+    "SSEEvent",
     "ResponseFormat",
     "ResponseMessage",
     "Rule",

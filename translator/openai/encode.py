@@ -1,4 +1,5 @@
-"""Encoding canonical objects as OpenAI JSON: responses, requests, SSE frames."""
+"""Encoding canonical objects as OpenAI JSON: responses, requests, chunks (their SSE
+framing is in :mod:`translator.openai.sse`)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,13 @@ import msgspec
 from ..model import ChatChunk, ChatRequest, ChatResponse, unknown_fields
 
 __all__ = [
-    "SSE_DONE",
     "encode_chunk",
     "encode_request",
     "encode_response",
     "new_completion_id",
     "now",
-    "sse_frame",
 ]
 
-SSE_DONE = b"data: [DONE]\n\n"
 _encoder = msgspec.json.Encoder()
 
 
@@ -31,15 +29,6 @@ def encode_response(response: ChatResponse) -> bytes:
 def encode_chunk(chunk: ChatChunk) -> bytes:
     """A ``chat.completion.chunk`` as JSON bytes (no SSE framing)."""
     return _encoder.encode(chunk)
-
-
-def sse_frame(chunk: msgspec.Struct, buffer: bytearray | None = None) -> bytes:
-    """One SSE event ``data: {...}\\n\\n``.
-
-    ``buffer`` is accepted and not needed: formatting the encoded JSON into
-    the frame is cheaper than encoding into a reused buffer and copying it out.
-    """
-    return b"data: %s\n\n" % _encoder.encode(chunk)
 
 
 def encode_request(request: ChatRequest) -> bytes:

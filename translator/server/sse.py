@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 
 from ..errors import TranslatorError
-from ..openai import SSE_DONE, sse_frame
+from ..openai.sse import SSE_DONE, data_frame, sse_frame
 
 __all__ = ["SSEWriter"]
 
@@ -50,5 +50,5 @@ class SSEWriter:
 
     async def error(self, error: TranslatorError) -> None:
         """End the stream with ``data: {"error": {...}}``."""
-        await self.response.write(b"data: " + error.to_json() + b"\n\n")
+        await self.response.write(data_frame(error.to_json()))
         await self.response.write_eof()
