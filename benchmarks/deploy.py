@@ -102,6 +102,7 @@ async def session_costs(
 ) -> tuple[list[StoreCost], str]:
     """Microseconds per request for each store, and why any store was left out."""
     from translator_plugins.echo import EchoBackend
+
     from translator.core import Translator
     from translator.stores import MemorySessionStore, SessionStore, SQLiteSessionStore
 
