@@ -350,3 +350,34 @@ async def test_serve_with_two_workers_counts_every_request_in_every_scrape(
         assert await asyncio.to_thread(stop, served) == 0
     for view in views:
         assert view.value("translator_requests_total", model="echo", status="200") == 24
+
+
+async def test_a_fallback_counts_the_failed_backend_and_the_one_that_answered(
+    upstream: Upstream,
+) -> None:
+    config = config_for(upstream) + f"""
+[backends.up2]
+plugin = "openai-compatible"
+base_url = "{upstream.base_url}"
+retries = 0
+
+[[routes]]
+model = "pair"
+backends = ["up", "up2"]
+"""
+    config = config.replace("retries = 1", "retries = 0")
+    app = create_app(parse_config(config), plugin_manager=get_plugin_manager(entry_points=False))
+    upstream.then(json_reply(UNAVAILABLE, 503), json_reply(COMPLETION))
+    async with serving(app) as root:
+        sdk = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key="x", max_retries=0)
+        answer = await sdk.chat.completions.create(model="pair", messages=HELLO)  # type: ignore[arg-type]
+        await sdk.close()
+        assert answer.choices[0].message.content == "Hi there"
+        found = await scrape(root)
+    requests = "translator_requests_total"
+    assert found.value(requests, model="pair", backend="up2", status="200") == 1
+    assert found.value(requests, model="pair", backend="up") == 0
+    assert found.value("translator_upstream_errors_total", backend="up", kind="5xx") == 1
+    assert found.value("translator_upstream_errors_total", backend="up2") == 0
+    attempts = "translator_upstream_request_duration_seconds_count"
+    assert (found.value(attempts, backend="up"), found.value(attempts, backend="up2")) == (1, 1)

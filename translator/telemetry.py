@@ -46,6 +46,9 @@ class Watcher(Protocol):
         """Attempt ``number`` (0 first) of a call to ``url`` (credentials already removed)."""
         ...
 
+    def backend_failed(self, backend: str, error: BaseException) -> None:
+        """A call to ``backend`` failed with ``error`` (the route may try its next backend)."""
+
     def upstream_retry(self, backend: str, reason: str) -> None:
         """An attempt failed with ``reason`` (a status or an error kind) and is tried again."""
 

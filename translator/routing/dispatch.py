@@ -43,6 +43,7 @@ from ..core import Completion, Stream, Translator
 from ..errors import UnsupportedFieldError, UpstreamTimeoutError
 from ..model import ChatChunk, ChatRequest
 from ..openai import decode_request, encode_request
+from ..telemetry import WATCH
 from .faults import FallbackPolicy, fault_of
 from .health import Health
 from .settings import HealthSettings, Route
@@ -243,6 +244,9 @@ class Dispatcher:
                     continue
                 raise refused from None
             except BaseException as exc:
+                watcher = WATCH.get()
+                if watcher is not None and isinstance(exc, Exception):
+                    watcher.backend_failed(backend, exc)
                 fault = isinstance(exc, Exception) and fault_of(exc) is not None
                 health.record(backend, ok=False if fault else None)
                 health.finish(backend)

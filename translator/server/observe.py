@@ -127,6 +127,7 @@ class RequestWatch:
         "_token",
         "backend",
         "content",
+        "counted",
         "error",
         "finish_reasons",
         "first_token",
@@ -153,6 +154,8 @@ class RequestWatch:
         self.retries = 0
         self.report: Report | None = None
         self.error: BaseException | None = None
+        self.counted: UpstreamError | None = None
+        """The last upstream failure counted (each is counted once)."""
         self.finish_reasons: list[str] = []
         self.response_model: str | None = None
         self.span: Span | None = None
@@ -225,6 +228,19 @@ class RequestWatch:
 
     def upstream_attempt(self, backend: str, method: str, url: str, number: int) -> _Attempt:
         return _Attempt(self, backend, method, url, number)
+
+    def backend_failed(self, backend: str, error: BaseException) -> None:
+        if isinstance(error, UpstreamError):
+            self._count_failure(backend, error)
+
+    def _count_failure(self, backend: str, error: UpstreamError) -> None:
+        """Count ``error`` once, whether the route moved on from it or it reached the client."""
+        if error is self.counted:
+            return
+        self.counted = error
+        metrics = self.observer.metrics
+        if metrics is not None:
+            metrics.upstream_errors(backend, upstream_error_kind(error)).inc()
 
     def upstream_retry(self, backend: str, reason: str) -> None:
         self.retries += 1
@@ -336,7 +352,7 @@ class Observer:
         metrics.request_done(route, watch.model, backend, status, seconds)
         error = watch.error
         if isinstance(error, UpstreamError):
-            metrics.upstream_errors(backend, upstream_error_kind(error)).inc()
+            watch._count_failure(error.backend or backend, error)
         elif isinstance(error, UnsupportedFieldError) and (error.backend or backend):
             rejected_by = error.backend or backend
             metrics.matrix_rejections(rejected_by, error.field or "unknown").inc()
@@ -350,7 +366,7 @@ class Observer:
                     if action.relaxed
                     else "ignored"
                 )
-                metrics.matrix_actions(backend, action.field, kind).inc()
+                metrics.matrix_actions(report.backend, action.field, kind).inc()
         if watch.first_token is not None:
             metrics.first_token(backend, watch.model).observe(watch.first_token)
         usage = watch.usage
