@@ -150,7 +150,12 @@ async def test_ready_when_the_stores_answer_and_open_without_a_key(
     async with serving(app) as root:
         status, body = await _get(f"{root}/ready")
     assert status == 200
-    assert body == {"status": "ready", "checks": {"files": {"ok": True}, "sessions": {"ok": True}}}
+    healthy = {"state": "healthy", "failures": 0, "in_flight": 0, "cooldown_remaining": 0.0}
+    assert body == {
+        "status": "ready",
+        "checks": {"files": {"ok": True}, "sessions": {"ok": True}},
+        "routing": {"echo": healthy},
+    }
 
 
 async def test_unready_when_a_store_cannot_be_reached(upstream: Upstream, tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import openai
 import pytest
 
+from tests.metrics_scrape import scrape
 from tests.routing_upstreams import StandIn, backend_table, closed_url, routed_server, stand_ins
 from translator.server import DISPATCHER
 
@@ -217,3 +219,25 @@ async def test_each_backend_is_sent_its_own_model_name(ups: dict[str, StandIn]) 
         await client.chat.completions.create(model="m", messages=HELLO)
     assert ups["a"].bodies[0]["model"] == "a-model"
     assert ups["b"].bodies[0]["model"] == "b-model"
+
+
+async def test_a_cooled_down_upstream_shows_in_ready_and_metrics(ups: dict[str, StandIn]) -> None:
+    ups["a"].fault = "503"
+    top = "[routing]\ncooldown_after = 2\ncooldown_seconds = 60\n"
+    async with routed_server(two_backend_config(ups, top=top)) as (_, client):
+        root = str(client.base_url).rstrip("/").removesuffix("/v1")
+        before = await scrape(root)
+        for _ in range(2):
+            await client.chat.completions.create(model="m", messages=HELLO)
+        after = await scrape(root)
+        async with aiohttp.ClientSession() as session, session.get(f"{root}/ready") as response:
+            status, ready = response.status, await response.json()
+    assert before.value("translator_backend_cooled_down", backend="a") == 0
+    assert after.value("translator_backend_cooled_down", backend="a") == 1
+    assert after.value("translator_backend_consecutive_failures", backend="a") == 2
+    assert after.value("translator_backend_cooled_down", backend="b") == 0
+    assert status == 200  # one backend down is routing's concern, not readiness's
+    assert ready["routing"]["a"]["state"] == "cooled_down"
+    assert ready["routing"]["a"]["failures"] == 2
+    assert 0 < ready["routing"]["a"]["cooldown_remaining"] <= 60
+    assert ready["routing"]["b"]["state"] == "healthy"

@@ -9,8 +9,9 @@ is up it is *half-open*: the next request may go to it as a probe (one at a
 time); the probe's success makes it healthy again, its failure cools it down
 for another period.
 
-The state is plain data (:meth:`Health.snapshot`) for ``/ready`` and metrics
-to show; it is kept per process. Requests in flight per backend are counted
+The state is plain data (:meth:`Health.snapshot`) for ``/ready`` to show,
+and each change of a backend's failures or cool-down is told to ``listener``
+(metrics); it is kept per process. Requests in flight per backend are counted
 here too, for the least-busy strategy.
 """
 
@@ -51,7 +52,7 @@ class _Backend:
 class Health:
     """Health and load of every backend, by name."""
 
-    __slots__ = ("_backends", "_clock", "after", "seconds")
+    __slots__ = ("_backends", "_clock", "after", "listener", "seconds")
 
     def __init__(
         self,
@@ -65,6 +66,8 @@ class Health:
         self.seconds = settings.cooldown_seconds
         self._clock = clock
         self._backends = {name: _Backend() for name in backends}
+        self.listener: Callable[[str, int, bool], None] | None = None
+        """Called with ``(backend, consecutive failures, cooled down)`` when either changes."""
 
     def available(self, backend: str) -> bool:
         """Whether a request may go to ``backend`` now (healthy, or due a probe)."""
@@ -89,6 +92,8 @@ class Health:
         neither (the client's error, or the request given up)."""
         state = self._backends[backend]
         if ok:
+            if state.failures == 0 and state.cooled_until is None:
+                return  # the usual case: nothing changes
             state.failures = 0
             state.cooled_until = None
             state.probing = False
@@ -97,8 +102,11 @@ class Health:
             if state.probing or state.failures >= self.after:
                 state.cooled_until = self._clock() + self.seconds
             state.probing = False
-        elif state.probing:
-            state.probing = False  # the probe told nothing: the next request probes
+        else:
+            state.probing = False  # a probe that told nothing: the next request probes
+            return
+        if self.listener is not None:
+            self.listener(backend, state.failures, state.cooled_until is not None)
 
     def finish(self, backend: str) -> None:
         """An attempt on ``backend`` is over (a stream: closed)."""

@@ -137,7 +137,12 @@ def create_app(
     readiness = app[READINESS] = Readiness(
         {"files": store, "sessions": translator.sessions},
         _probes(config, router) if observed.probe_backends else (),
+        dispatcher.health,
     )
+    if observer.metrics is not None:
+        dispatcher.health.listener = observer.metrics.backend_health
+        for name in router.backends:
+            observer.metrics.backend_health(name, 0, False)
 
     chat = ChatHandler(dispatcher, settings.limits, settings.compat, limiter)
     file_routes = FileHandlers(store, settings.limits.max_file_bytes)

@@ -12,6 +12,10 @@ With ``probe_backends`` on, ``/ready`` also reports, for each backend with a
 ``base_url``, whether an HTTP request to that URL gets any answer at all
 (no chat is sent; a 401 or 404 still means reachable). Probes are reported,
 and do not make the process unready: one backend down is routing's concern.
+Under ``routing``, each backend's passive health as routing sees it (``state``:
+``healthy``, ``cooled_down``, ``half_open`` or ``probing``; ``failures`` in a
+row; requests ``in_flight``; ``cooldown_remaining`` seconds); a cooled-down
+backend does not make the process unready either.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import msgspec
 from aiohttp import web
 
 from ..errors import StoreUnavailableError
+from ..routing import BackendState, Health
 from ..stores import FileStore, SessionStore
 
 __all__ = ["READINESS", "Readiness"]
@@ -49,6 +54,7 @@ class ReadyBody(msgspec.Struct, omit_defaults=True):
     status: str
     checks: dict[str, Check]
     backends: dict[str, Probe] | None = None
+    routing: dict[str, BackendState] | None = None
 
 
 class Readiness:
@@ -58,11 +64,14 @@ class Readiness:
         self,
         stores: Mapping[str, FileStore | SessionStore | None],
         probes: Sequence[tuple[str, str]] = (),
+        routing: Health | None = None,
     ) -> None:
         self.stores = {name: store for name, store in stores.items() if store is not None}
         self.probes = tuple(probes)
         """``(backend, base_url)`` to probe on each ``/ready``; empty: none."""
         self.draining = False
+        self.routing = routing
+        """Every backend's routing health, shown under ``routing``."""
 
     def drain(self) -> None:
         """Say ``draining`` from now on (a graceful shutdown has begun)."""
@@ -81,7 +90,8 @@ class Readiness:
             status = "ready"
         else:
             status = "unready"
-        body = _encoder.encode(ReadyBody(status, checks, backends))
+        routing = self.routing.snapshot() if self.routing is not None else None
+        body = _encoder.encode(ReadyBody(status, checks, backends, routing))
         code = 200 if status == "ready" else 503
         return web.Response(status=code, body=body, content_type="application/json")
 

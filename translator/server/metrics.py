@@ -206,6 +206,25 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.backend_cooled_down = Labelled(
+            Gauge(
+                "translator_backend_cooled_down",
+                "1 while routing passes a backend over after consecutive failures "
+                "(until a probe request succeeds), else 0.",
+                ["backend"],
+                multiprocess_mode="livemax",
+                registry=registry,
+            )
+        )
+        self.backend_failures = Labelled(
+            Gauge(
+                "translator_backend_consecutive_failures",
+                "A backend's failed attempts in a row (connect, timeout, 5xx, 429, malformed).",
+                ["backend"],
+                multiprocess_mode="livemax",
+                registry=registry,
+            )
+        )
         self.fetched_bytes = Counter(
             "translator_media_fetched_bytes",
             "Bytes the media fetcher read from remote URLs.",
@@ -219,6 +238,11 @@ class Metrics:
                 registry=registry,
             )
         )
+    def backend_health(self, backend: str, failures: int, cooled_down: bool) -> None:
+        """A backend's routing health changed (see :class:`~translator.routing.Health`)."""
+        self.backend_failures(backend).set(failures)
+        self.backend_cooled_down(backend).set(1 if cooled_down else 0)
+
     def request_done(
         self, route: str, model: str, backend: str, status: int, seconds: float
     ) -> None:
