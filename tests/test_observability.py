@@ -154,7 +154,7 @@ async def test_ready_when_the_stores_answer_and_open_without_a_key(
     assert body == {
         "status": "ready",
         "checks": {"files": {"ok": True}, "sessions": {"ok": True}},
-        "routing": {"echo": healthy},
+        "routing": {"echo": healthy, "up": healthy},
     }
 
 
