@@ -27,7 +27,7 @@ import msgspec
 
 from .results import LoadStats, StoreCost
 from .serve_process import start_serve, stop
-from .server import LoadClient, Run
+from .server import LoadClient, Run, median_stats
 
 __all__ = ["WORKER_LEVELS", "compare_workers", "session_costs"]
 
@@ -79,22 +79,10 @@ async def compare_workers(
             for s in served:
                 await asyncio.to_thread(stop, s)
     return [
-        _median(name, level, [r for r in runs if r.server == name and r.concurrency == level])
+        median_stats(name, level, [r for r in runs if r.server == name and r.concurrency == level])
         for level in levels
         for name in urls
     ]
-
-
-def _median(name: str, level: int, runs: list[LoadStats]) -> LoadStats:
-    return LoadStats(
-        server=name,
-        concurrency=level,
-        requests=sum(r.requests for r in runs),
-        errors=sum(r.errors for r in runs),
-        rps=statistics.median(r.rps for r in runs),
-        p50_ms=statistics.median(r.p50_ms for r in runs),
-        p99_ms=statistics.median(r.p99_ms for r in runs),
-    )
 
 
 async def session_costs(

@@ -30,7 +30,15 @@ from aiohttp import web
 from .loadgen import Run
 from .results import LoadStats, ServerComparison
 
-__all__ = ["LEVELS", "LoadClient", "Run", "compare_servers", "fallback_app", "real_app"]
+__all__ = [
+    "LEVELS",
+    "LoadClient",
+    "Run",
+    "compare_servers",
+    "fallback_app",
+    "median_stats",
+    "real_app",
+]
 
 LEVELS = (1, 16, 64)
 _PATH = "/v1/chat/completions"
@@ -204,7 +212,7 @@ class LoadClient:
         await process.wait()
 
 
-def _median_stats(name: str, level: int, runs: list[LoadStats]) -> LoadStats:
+def median_stats(name: str, level: int, runs: list[LoadStats]) -> LoadStats:
     cpu = [r.server_cpu_us for r in runs if r.server_cpu_us is not None]
     return LoadStats(
         server=name,
@@ -225,9 +233,9 @@ def _compare(level: int, runs: list[LoadStats]) -> ServerComparison:
     unmetered = [r for r in runs if r.server == "unmetered"]
     return ServerComparison(
         concurrency=level,
-        translator=_median_stats("translator", level, real),
-        bare=_median_stats("bare", level, bare),
-        fallback=_median_stats("fallback", level, routed) if routed else None,
-        unmetered=_median_stats("unmetered", level, unmetered) if unmetered else None,
+        translator=median_stats("translator", level, real),
+        bare=median_stats("bare", level, bare),
+        fallback=median_stats("fallback", level, routed) if routed else None,
+        unmetered=median_stats("unmetered", level, unmetered) if unmetered else None,
         runs=runs,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.serve_process import start_serve
 from translator.cli import main
 
 ROOT = Path(__file__).parent.parent
@@ -300,24 +300,10 @@ def served(tmp_path: Path) -> Any:
     processes: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> tuple[subprocess.Popen[str], str, str]:
-        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONPATH": str(ROOT)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "translator", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )
-        processes.append(process)
-        assert process.stdout is not None
-        banner = ""
-        while "python -c" not in banner:  # the banner's last line
-            line = process.stdout.readline()
-            assert line, f"the server exited early: {banner}"
-            banner += line
-        base = banner.split("OpenAI base URL: ", 1)[1].split()[0]
-        return process, base, banner
+        env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+        served = start_serve(*args, cwd=tmp_path, env=env)
+        processes.append(served.process)
+        return served.process, served.base, served.banner
 
     yield start
     for process in processes:
