@@ -2,9 +2,12 @@
 turn costs with each store.
 
 Workers: both servers run as ``translator serve`` child processes (echo
-backend, default local stores, log level WARNING) and take turns under the
-same load generator process as the server comparison, run by run, at each
-concurrency; the figures are medians over the runs.
+backend, default local stores, log level WARNING) and take turns, run by
+run, at each concurrency, under two load generator processes at once (the
+server comparison's, each with half the concurrency: one client process
+alone tops out near what one worker answers); the figures are medians over
+the runs, requests/s summed over the two clients, p50 and p99 the slower
+client's.
 
 Session turns: one in-process :class:`~translator.core.Translator` with the
 echo backend per store (memory, local SQLite, Redis on loopback), answering
@@ -17,6 +20,7 @@ round; Redis is measured only when ``redis-server`` is installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
@@ -26,7 +30,7 @@ from pathlib import Path
 import msgspec
 
 from .results import LoadStats, StoreCost
-from .serve_process import start_serve, stop
+from .serve_process import Served, start_serve, stop
 from .server import LoadClient, Run, median_stats
 
 __all__ = ["WORKER_LEVELS", "compare_workers", "session_costs"]
@@ -42,26 +46,36 @@ async def compare_workers(
     repeats: int,
     levels: tuple[int, ...] = WORKER_LEVELS,
     workers: tuple[int, ...] = (1, 2),
+    clients: int = 2,
 ) -> list[LoadStats] | str:
-    """Medians per worker count and concurrency (``server`` is ``workers N``)."""
+    """Medians per worker count and concurrency (``server`` is ``workers N``).
+
+    The load comes from ``clients`` load generator processes at once, each
+    with its share of the concurrency, so that one client's event loop does
+    not cap what two workers can answer.
+    """
     with tempfile.TemporaryDirectory(prefix="translator-bench-") as home:
-        env = {"XDG_DATA_HOME": home}
-        served = []
+        served: list[Served] = []
         try:
-            for n in workers:
-                flags = ("--workers", str(n), "--log-level", "WARNING")
-                served.append(await asyncio.to_thread(start_serve, *flags, cwd=Path(home), env=env))
-        except RuntimeError as exc:
-            return f"translator serve did not start: {exc}"
-        try:
+            try:
+                for n in workers:
+                    flags = ("--workers", str(n), "--log-level", "WARNING")
+                    served.append(
+                        await asyncio.to_thread(
+                            start_serve, *flags, cwd=Path(home), env={"XDG_DATA_HOME": home}
+                        )
+                    )
+            except RuntimeError as exc:
+                return f"translator serve did not start: {exc}"
             urls = {f"workers {n}": s.base + _PATH for n, s in zip(workers, served, strict=True)}
             runs: list[LoadStats] = []
-            async with LoadClient() as client:
+            async with contextlib.AsyncExitStack() as stack:
+                load = [await stack.enter_async_context(LoadClient()) for _ in range(clients)]
                 for name, url in urls.items():
                     warm = Run(
                         server=name, url=url, body=body, concurrency=max(levels), requests=200
                     )
-                    await client.run(warm)
+                    await _together(load, warm)
                 for _ in range(repeats):
                     for level in levels:
                         for name, url in urls.items():
@@ -72,9 +86,7 @@ async def compare_workers(
                                 concurrency=level,
                                 requests=requests,
                             )
-                            stats = await client.run(run)
-                            stats.server_cpu_us = None  # the work is in the child processes
-                            runs.append(stats)
+                            runs.append(await _together(load, run))
         finally:
             for s in served:
                 await asyncio.to_thread(stop, s)
@@ -83,6 +95,25 @@ async def compare_workers(
         for level in levels
         for name in urls
     ]
+
+
+async def _together(load: list[LoadClient], run: Run) -> LoadStats:
+    """``run`` shared out between the load generators at once; their sums (rps, requests)
+    and their slowest (p50, p99)."""
+    n = len(load)
+    share = msgspec.structs.replace(
+        run, concurrency=max(1, run.concurrency // n), requests=max(1, run.requests // n)
+    )
+    parts = await asyncio.gather(*(client.run(share) for client in load))
+    return LoadStats(
+        server=run.server,
+        concurrency=run.concurrency,
+        requests=sum(p.requests for p in parts),
+        errors=sum(p.errors for p in parts),
+        rps=sum(p.rps for p in parts),
+        p50_ms=max(p.p50_ms for p in parts),
+        p99_ms=max(p.p99_ms for p in parts),
+    )
 
 
 async def session_costs(

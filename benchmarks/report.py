@@ -345,7 +345,8 @@ def render(results: Results) -> str:
     parts += [
         "",
         "Server as deployed: translator serve --workers 1 and 2 (echo backend, local stores),"
-        " the same load generator, medians of the runs:",
+        " two load generator processes at once; medians of the runs (rps summed, p50/p99 the"
+        " slower client's):",
     ]
     parts += ["", render_workers(results.workers)] if results.workers else []
     parts += [
