@@ -160,6 +160,20 @@ async def test_counters_and_histograms_move_with_what_requests_did(
     assert found.value("translator_streams_in_progress", backend="up") == 0
 
 
+async def test_a_stream_without_usage_counts_its_tokens_out_as_estimated(
+    root: str, sdk: openai.AsyncOpenAI
+) -> None:
+    stream = await sdk.chat.completions.create(model="echo", messages=HELLO, stream=True)  # type: ignore[arg-type]
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text
+    found = await scrape(root)
+    tokens = "translator_tokens_total"
+    out = found.value(tokens, backend="echo", direction="output", source="estimated")
+    assert out == max(1, (len(text) + 3) // 4)
+    assert found.value(tokens, direction="input") == 0  # unknown: not made up
+    assert found.value(tokens, source="reported") == 0
+
+
 async def test_a_client_cannot_make_up_label_values(root: str, sdk: openai.AsyncOpenAI) -> None:
     for i in range(5):  # unrouted names go to the default backend
         await sdk.chat.completions.create(model=f"made-up-{i}", messages=HELLO)  # type: ignore[arg-type]

@@ -7,11 +7,14 @@ Usage built from it is marked ``estimated``.
 
 from __future__ import annotations
 
-__all__ = ["estimate_tokens"]
+__all__ = ["estimate_tokens", "estimate_tokens_of_length"]
 
 
 def estimate_tokens(text: str) -> int:
     """About how many tokens ``text`` is."""
-    if not text:
-        return 0
-    return max(1, (len(text) + 3) // 4)
+    return estimate_tokens_of_length(len(text))
+
+
+def estimate_tokens_of_length(chars: int) -> int:
+    """About how many tokens ``chars`` characters of text are."""
+    return max(1, (chars + 3) // 4) if chars > 0 else 0

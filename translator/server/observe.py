@@ -28,6 +28,7 @@ from ..errors import TranslatorError, UnsupportedFieldError, UpstreamError
 from ..http import upstream_error_kind
 from ..model import ChatChunk, ChatRequest, ChatResponse, Usage
 from ..telemetry import WATCH
+from ..tokens import estimate_tokens_of_length
 from .logs import ACCESS_LOGGER, log_event
 from .metrics import Metrics
 
@@ -139,6 +140,7 @@ class RequestWatch:
         "span",
         "started",
         "started_ns",
+        "streamed_chars",
         "usage",
     )
 
@@ -151,6 +153,8 @@ class RequestWatch:
         self.backend = ""
         self.first_token: float | None = None
         self.usage: Usage | None = None
+        self.streamed_chars = 0
+        """Text streamed, for an estimate of the tokens out when no usage comes."""
         self.retries = 0
         self.report: Report | None = None
         self.error: BaseException | None = None
@@ -213,8 +217,18 @@ class RequestWatch:
         if isinstance(chunk.usage, Usage):
             self.usage = chunk.usage
         for choice in chunk.choices:
+            content = choice.delta.content
+            if content:
+                self.streamed_chars += len(content)
             if choice.finish_reason is not None:
                 self.finish_reasons.append(choice.finish_reason)
+
+    def settle_usage(self) -> None:
+        """For a stream that reported no usage: its tokens out, estimated from its text."""
+        if self.usage is None and self.streamed_chars:
+            tokens = estimate_tokens_of_length(self.streamed_chars)
+            self.usage = Usage.of(0, tokens)
+            self.usage.estimated = True
 
     # -- what the library reports (telemetry.Watcher) ----------------------------
 
@@ -333,6 +347,7 @@ class Observer:
         """Count the answered request, end its span, and log it."""
         if watch._token is not None:
             WATCH.reset(watch._token)
+        watch.settle_usage()
         seconds = time.perf_counter() - watch.started
         route = _route(request)
         error = watch.error
@@ -416,7 +431,7 @@ def _log_access(
         backend=exchange.backend,
         stream=exchange.stream or None,
         ttft_ms=None if watch.first_token is None else round(watch.first_token * 1000, 1),
-        tokens_in=usage.prompt_tokens if usage is not None else None,
+        tokens_in=usage.prompt_tokens or None if usage is not None else None,
         tokens_out=usage.completion_tokens if usage is not None else None,
         tokens_estimated=True if usage is not None and usage.estimated is True else None,
         retries=watch.retries or None,

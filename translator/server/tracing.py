@@ -122,7 +122,8 @@ class Tracing:
             span.set_attribute("gen_ai.response.finish_reasons", watch.finish_reasons)
         usage = watch.usage
         if usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+            if usage.prompt_tokens:
+                span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
             span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
         if watch.retries:
             span.set_attribute("translator.retries", watch.retries)
