@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from translator import http as http_module
 from translator.errors import (
     MalformedUpstreamError,
     UpstreamStatusError,
@@ -19,6 +18,8 @@ from translator.errors import (
     UpstreamUnavailableError,
 )
 from translator.http import BoundClient, HttpClient, HttpPolicy, UpstreamDetail
+from translator.http import client as http_module
+from translator.http.status import parse_retry_after
 
 URL = "http://upstream.test/v1/thing"
 
@@ -165,7 +166,7 @@ async def test_retry_after_as_an_http_date(
     [("0", 0.0), ("2", 2.0), ("1.5", 1.5), ("-4", 0.0), ("soon", None), ("nan", None), ("", None)],
 )
 def test_parse_retry_after(value: str, seconds: float | None) -> None:
-    assert http_module._parse_retry_after(value) == seconds
+    assert parse_retry_after(value) == seconds
 
 
 @pytest.mark.parametrize("idempotent", [False, True])

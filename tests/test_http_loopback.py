@@ -12,7 +12,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from translator import http as http_module
 from translator.config import parse_config
 from translator.errors import (
     MalformedUpstreamError,
@@ -21,6 +20,7 @@ from translator.errors import (
     UpstreamUnavailableError,
 )
 from translator.http import BoundClient, HttpClient, HttpPolicy
+from translator.http import client as http_module
 from translator.server import create_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -16,7 +16,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from translator_plugins import openai_compat
 
-from translator import http as http_module
 from translator.backend import BackendSettings
 from translator.compat import Mode, Treatment
 from translator.core import Translator
@@ -27,6 +26,7 @@ from translator.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from translator.http import client as http_module
 from translator.model import ChatChunk, Usage
 from translator.openai.sse import SSEDecoder
 from translator.plugins import get_plugin_manager

@@ -12,9 +12,9 @@ import translator_plugins.vlm_agent as vlm_agent
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from translator import http as http_module
 from translator.backend import BackendContext, BackendSettings
 from translator.errors import MalformedUpstreamError, TranslatorError
+from translator.http import client as http_module
 from translator.model import ChatRequest
 from translator.openai import decode_request
 from translator.stores import MemoryFileStore
