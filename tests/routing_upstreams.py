@@ -2,7 +2,7 @@
 
 A :class:`StandIn` speaks the OpenAI Chat Completions protocol on 127.0.0.1
 (port 0) and answers ``from NAME``, whole or streamed, unless told to fail:
-``fault`` is one of ``"503"``, ``"429"``, ``"400"``, ``"slow"`` (answers after
+``fault`` is one of ``"500"``, ``"503"``, ``"429"``, ``"400"``, ``"slow"`` (answers after
 ``delay`` seconds) or ``"cut"`` (a stream that breaks after its first chunk).
 """
 
@@ -57,7 +57,7 @@ class StandIn:
 
     async def _answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         fault = self.fault
-        if fault in ("503", "429", "400"):
+        if fault in ("500", "503", "429", "400"):
             error = {"message": f"{self.name} says {fault}", "type": "x", "param": None}
             headers = {"Retry-After": "0"} if fault != "400" else None
             return web.json_response({"error": error}, status=int(fault), headers=headers)

@@ -241,3 +241,16 @@ async def test_a_cooled_down_upstream_shows_in_ready_and_metrics(ups: dict[str, 
     assert ready["routing"]["a"]["failures"] == 2
     assert 0 < ready["routing"]["a"]["cooldown_remaining"] <= 60
     assert ready["routing"]["b"]["state"] == "healthy"
+
+
+async def test_fallback_on_a_status_names_the_upstreams_own(ups: dict[str, StandIn]) -> None:
+    ups["a"].fault = "500"  # shown to a client as a 502
+    config = two_backend_config(ups, route='fallback_on = ["500"]\n')
+    async with routed_server(config) as (_, client):
+        reply = await client.chat.completions.create(model="m", messages=HELLO)
+        ups["a"].fault = "503"
+        with pytest.raises(openai.InternalServerError) as caught:
+            await client.chat.completions.create(model="m", messages=HELLO)
+    assert reply.choices[0].message.content == "from b"
+    assert caught.value.status_code == 503
+    assert len(ups["b"].bodies) == 1

@@ -103,6 +103,9 @@ class Route(msgspec.Struct, forbid_unknown_fields=True):
             return "backends: a backend is named twice"
         if "*" in self.model[:-1]:
             return f"model: '*' may only end a model pattern (got {self.model!r})"
+        if self.weights and self.strategy is not Strategy.WEIGHTED:
+            shown = self.strategy.value
+            return f"weights: only strategy = 'weighted' reads them (this route's is {shown!r})"
         names = set(self.candidates)
         for key, table in (("weights", self.weights), ("models", self.models)):
             stray = sorted(set(table) - names)
