@@ -20,6 +20,8 @@ class ServeProcess:
         """``http://127.0.0.1:PORT``."""
         self.stderr = ""
         """What the process wrote to stderr, once it has exited."""
+        self.stdout = ""
+        """What it wrote to stdout after its banner, once it has exited."""
 
     async def stop(self) -> int:
         """SIGTERM, then wait (30 seconds at most) for the exit; the exit status."""
@@ -53,6 +55,7 @@ async def serve_process(config: Path, env: Mapping[str, str]) -> AsyncIterator[S
         finally:
             await served.stop()
             served.stderr = (await errors).decode()
+            served.stdout = (await process.stdout.read()).decode()
     finally:
         if process.returncode is None:
             process.kill()

@@ -4,9 +4,11 @@ OpenAI SDK as the client, and a loopback OpenAI-compatible upstream."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -16,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from tests.serve_async import serve_process
 from tests.test_openai_compat import STREAM, Upstream, running_upstream
 from translator.config import parse_config
 from translator.plugins import get_plugin_manager
@@ -251,3 +254,41 @@ def test_without_the_extra_the_server_runs_and_traces_are_refused_clearly() -> N
     assert found["served"] == found["loaded"] == []
     assert "otel" in found["refused"]
     assert "traces" in found["refused"]
+
+
+async def test_serve_exports_spans_as_the_otel_variables_say(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[server.observability]\ntraces = true\n[backends.echo]\nplugin = "echo"\n')
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(tmp_path),
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "gateway-under-test",
+    }
+    async with serve_process(config, env) as server:
+        sdk = openai.AsyncOpenAI(base_url=f"{server.root}/v1", api_key="x", max_retries=0)
+        await sdk.chat.completions.create(
+            model="echo",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"traceparent": TRACEPARENT},
+        )
+        await sdk.close()
+    assert '"name": "chat unrouted"' in server.stdout
+    assert TRACE_ID in server.stdout
+    assert "gateway-under-test" in server.stdout
+
+
+def test_serve_refuses_an_exporter_nobody_provides(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[server.observability]\ntraces = true\n[backends.echo]\nplugin = "echo"\n')
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "no-such-exporter"}
+    done = subprocess.run(
+        [sys.executable, "-m", "translator", "serve", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "no-such-exporter" in done.stderr

@@ -31,6 +31,11 @@ on the error for the client.
 A whole reply over ``max_reply_bytes`` is not read past that size: it is a
 502 ``upstream_reply_too_large``.
 
+Each attempt, and each retry with its reason, is reported to the request's
+watcher (:mod:`translator.telemetry`) with the URL stripped of user info and
+credentials; the trace headers a watcher gives (``traceparent``) go with the
+attempt.
+
 Upstream words that reach a log or a client never carry the credentials the
 translator sent: each :class:`BoundClient` remembers the values of the
 credential headers and query parameters it sends (``Authorization``,
