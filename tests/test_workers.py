@@ -127,3 +127,32 @@ def test_more_than_one_worker_with_memory_stores_is_refused(
     assert err.count("\n") == 1
     assert "--workers 2 needs stores every worker shares" in err
     assert "not 'memory'" in err
+
+
+async def test_a_worker_that_dies_stops_the_others_and_the_server_fails(
+    config: str, tmp_path: Path
+) -> None:
+    served = await asyncio.to_thread(
+        start_serve, "--config", config, "--workers", "2", cwd=tmp_path
+    )
+    first, second = workers_of(served.process.pid)
+    os.kill(first, signal.SIGKILL)
+    # The parent stops the other worker and exits 1, for a supervisor to restart the whole.
+    assert await asyncio.to_thread(served.process.wait, 30) == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)
+
+
+async def test_sigint_stops_every_worker_gracefully(config: str, tmp_path: Path) -> None:
+    served = await asyncio.to_thread(
+        start_serve, "--config", config, "--workers", "3", cwd=tmp_path
+    )
+    pids = workers_of(served.process.pid)
+    assert len(pids) == 3
+    sdk = client(served.base)
+    assert await chat(sdk, "hello") == "re: hello"
+    await sdk.close()
+    assert await asyncio.to_thread(stop, served, signal.SIGINT) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
