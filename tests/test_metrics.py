@@ -369,7 +369,9 @@ async def test_serve_with_two_workers_counts_every_request_in_every_scrape(
 async def test_a_fallback_counts_the_failed_backend_and_the_one_that_answered(
     upstream: Upstream,
 ) -> None:
-    config = config_for(upstream) + f"""
+    config = (
+        config_for(upstream)
+        + f"""
 [backends.up2]
 plugin = "openai-compatible"
 base_url = "{upstream.base_url}"
@@ -379,6 +381,7 @@ retries = 0
 model = "pair"
 backends = ["up", "up2"]
 """
+    )
     config = config.replace("retries = 1", "retries = 0")
     app = create_app(parse_config(config), plugin_manager=get_plugin_manager(entry_points=False))
     upstream.then(json_reply(UNAVAILABLE, 503), json_reply(COMPLETION))

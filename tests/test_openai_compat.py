@@ -873,9 +873,7 @@ def test_an_event_over_the_bound_is_malformed(
 def test_the_default_bound_is_8_mib() -> None:
     assert SSEDecoder.MAX_EVENT_BYTES == 8 * 1024 * 1024
     big = b"data: " + b"x" * (8 * 1024 * 1024) + b"\n\n"
-    assert [len(d) for d in feed_all(SSEDecoder(), in_pieces_of_64k(big))] == [
-        8 * 1024 * 1024
-    ]
+    assert [len(d) for d in feed_all(SSEDecoder(), in_pieces_of_64k(big))] == [8 * 1024 * 1024]
     with pytest.raises(MalformedUpstreamError):
         feed_all(SSEDecoder(), in_pieces_of_64k(big[:-2] + b"x\n\n"))
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import openai
 import pytest
 
 from benchmarks.redis_server import RedisServer
 from translator.config import ConfigError, parse_config
+from translator.server import create_app, serving
 from translator.stores import (
     DiskFileStore,
     MemoryFileStore,
@@ -85,3 +87,31 @@ async def test_the_redis_password_comes_from_the_variable_named(
     assert isinstance(stores.sessions, RedisSessionStore)
     assert stores.sessions.link.client.connection_pool.connection_kwargs["password"] == "sekret"
     await stores.aclose()
+
+
+async def test_with_keys_two_servers_on_one_redis_hold_a_key_to_its_file_quota(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    toml = (
+        '[server]\napi_keys = ["key-a", "key-b"]\n'
+        "[server.limits]\nmax_files_per_key = 1\n"
+        f'[stores]\nsessions = "memory"\nfiles = "{redis_server.url}"\nprefix = "{redis_prefix}"\n'
+    )
+    async with (
+        serving(create_app(parse_config(toml))) as one,
+        serving(create_app(parse_config(toml))) as two,
+    ):
+        a1 = openai.AsyncOpenAI(base_url=f"{one}/v1", api_key="key-a", max_retries=0)
+        a2 = openai.AsyncOpenAI(base_url=f"{two}/v1", api_key="key-a", max_retries=0)
+        b2 = openai.AsyncOpenAI(base_url=f"{two}/v1", api_key="key-b", max_retries=0)
+        try:
+            await a1.files.create(file=("a.txt", b"a"), purpose="user_data")
+            with pytest.raises(openai.APIStatusError) as caught:
+                await a2.files.create(file=("b.txt", b"b"), purpose="user_data")
+            assert caught.value.status_code == 413
+            assert isinstance(caught.value.body, dict)
+            assert caught.value.body["code"] == "file_quota_exceeded"
+            await b2.files.create(file=("c.txt", b"c"), purpose="user_data")
+        finally:
+            for client in (a1, a2, b2):
+                await client.close()

@@ -11,10 +11,12 @@ import msgspec
 import openai.types
 import pytest
 
+from benchmarks.redis_server import RedisServer
 from translator.backend import BackendContext
 from translator.stores import (
     DiskFileStore,
     FileObject,
+    FileQuotaError,
     FileStore,
     FileStoreFullError,
     MemoryFileStore,
@@ -294,3 +296,36 @@ async def test_room_is_what_is_left_under_the_bound(tmp_path: Path) -> None:
         await store.put("a", "text/plain", b"abcd", "assistants")
         assert await store.room() == 6
     assert await MemoryFileStore(max_bytes=None).room() is None
+
+
+async def test_a_redis_owner_quota_holds_across_replicas_uploading_at_once(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """Two stores on one Redis (two replicas): the quota is checked with the write."""
+    links = [RedisLink(redis_server.url, prefix=redis_prefix) for _ in range(2)]
+    stores = [RedisFileStore(link).with_owner_quota(max_bytes=1000, max_files=3) for link in links]
+    try:
+        with file_owner("key-a"):
+            results = await asyncio.gather(
+                *(
+                    s.put(f"{n}.txt", "text/plain", b"x", "user_data")
+                    for n in range(4)
+                    for s in stores
+                ),
+                return_exceptions=True,
+            )
+            kept = [r for r in results if isinstance(r, FileObject)]
+            refused = [r for r in results if isinstance(r, FileQuotaError)]
+            assert (len(kept), len(refused)) == (3, 5)
+            assert "quota: 3 files" in refused[0].message
+            await stores[1].delete(kept[0].id)  # a delete anywhere frees the quota everywhere
+            await stores[0].put("again.txt", "text/plain", b"x", "user_data")
+        with file_owner("key-b"):  # another key's room is its own
+            await stores[0].put("big.bin", "application/octet-stream", b"y" * 1000, "user_data")
+            with pytest.raises(FileQuotaError) as caught:
+                await stores[1].put("more.bin", "application/octet-stream", b"y", "user_data")
+            assert caught.value.status == 413
+            assert "take 1000" in caught.value.message
+    finally:
+        for link in links:
+            await link.aclose()

@@ -167,4 +167,3 @@ def _registrations(pm: pluggy.PluginManager) -> list[tuple[pluggy.HookImpl, Back
 
         impl.function(register=register)
     return found
-

@@ -64,7 +64,6 @@ class Applier:
     _detail_rule: Rule | None
     _extra_rules: dict[str, _Rules]
 
-
     def apply(self, request: ChatRequest, *, mode: Mode | None = None) -> Report:
         """Check what ``request`` sent against the matrix, dropping what it does not keep.
 

@@ -18,7 +18,6 @@ from .rules import Treatment
 __all__ = ["SUB_CHECKS", "SubCheck"]
 
 
-
 def _check_response_format(
     m: Applier, request: ChatRequest, actions: list[Action], lenient: bool
 ) -> None:

@@ -238,6 +238,7 @@ class Metrics:
                 registry=registry,
             )
         )
+
     def backend_health(self, backend: str, failures: int, cooled_down: bool) -> None:
         """A backend's routing health changed (see :class:`~translator.routing.Health`)."""
         self.backend_failures(backend).set(failures)

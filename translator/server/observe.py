@@ -59,6 +59,7 @@ def route_label(pattern: str) -> str:
     A label from configuration, which no client can make up."""
     return UNROUTED if pattern == "*" else pattern
 
+
 Span = Any
 """An OpenTelemetry span (typed loosely: OpenTelemetry is optional)."""
 
@@ -82,9 +83,7 @@ class Tracer(Protocol):
     def attempt(
         self, parent: Span, method: str, url: str, number: int
     ) -> tuple[Span, Mapping[str, str]]: ...
-    def attempt_done(
-        self, span: Span, status: int | None, error: BaseException | None
-    ) -> None: ...
+    def attempt_done(self, span: Span, status: int | None, error: BaseException | None) -> None: ...
     def finish(self, span: Span, watch: RequestWatch, status: int, allow_logging: bool) -> None: ...
 
 
@@ -388,13 +387,9 @@ class Observer:
         if usage is not None:
             source = "estimated" if usage.estimated is True else "reported"
             if usage.prompt_tokens:
-                metrics.tokens(backend, watch.model, "input", source).inc(
-                    usage.prompt_tokens
-                )
+                metrics.tokens(backend, watch.model, "input", source).inc(usage.prompt_tokens)
             if usage.completion_tokens:
-                metrics.tokens(backend, watch.model, "output", source).inc(
-                    usage.completion_tokens
-                )
+                metrics.tokens(backend, watch.model, "output", source).inc(usage.completion_tokens)
 
 
 def _route(request: web.Request) -> str:

@@ -73,9 +73,7 @@ def _detached(message: Message) -> Message:
     if type(content) is not list:
         return message
     parts = [
-        msgspec.structs.replace(p, image_url=copy.copy(p.image_url))
-        if type(p) is ImagePart
-        else p
+        msgspec.structs.replace(p, image_url=copy.copy(p.image_url)) if type(p) is ImagePart else p
         for p in content
     ]
     return msgspec.structs.replace(message, content=parts)

@@ -18,13 +18,32 @@ import asyncio
 
 from .files import FileObject, FileStore, FileStoreFullError, current_owner
 
-__all__ = ["FileQuotaError", "QuotaFileStore"]
+__all__ = ["FileQuotaError", "QuotaFileStore", "too_many_bytes", "too_many_files"]
 
 
 class FileQuotaError(FileStoreFullError):
     """An upload would take its owner past the per-key quota (413)."""
 
     default_code = "file_quota_exceeded"
+
+
+def too_many_files(count: int, max_files: int) -> FileQuotaError:
+    """The refusal of an upload by an owner who has ``count`` files already."""
+    return FileQuotaError(
+        f"Your API key has {count} files, the most this server keeps for one "
+        f"key (quota: {max_files} files); delete files to make room.",
+        param="file",
+    )
+
+
+def too_many_bytes(size: int, used: int, max_bytes: int) -> FileQuotaError:
+    """The refusal of ``size`` more bytes by an owner whose files take ``used``."""
+    return FileQuotaError(
+        f"The file is {size} bytes and your API key's files take {used}; "
+        f"this server keeps at most {max_bytes} bytes of files for one key "
+        "(quota); delete files to make room.",
+        param="file",
+    )
 
 
 class QuotaFileStore(FileStore):
@@ -45,18 +64,9 @@ class QuotaFileStore(FileStore):
             files = await self.store.list()
             used = sum(f.bytes for f in files)
             if len(files) + 1 > self.max_files:
-                raise FileQuotaError(
-                    f"Your API key has {len(files)} files, the most this server keeps for one "
-                    f"key (quota: {self.max_files} files); delete files to make room.",
-                    param="file",
-                )
+                raise too_many_files(len(files), self.max_files)
             if used + len(data) > self.max_bytes:
-                raise FileQuotaError(
-                    f"The file is {len(data)} bytes and your API key's files take {used}; "
-                    f"this server keeps at most {self.max_bytes} bytes of files for one key "
-                    "(quota); delete files to make room.",
-                    param="file",
-                )
+                raise too_many_bytes(len(data), used, self.max_bytes)
             return await self.store.put(filename, content_type, data, purpose)
 
     async def get(self, file_id: str) -> FileObject | None:

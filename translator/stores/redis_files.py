@@ -3,7 +3,8 @@
 Under the link's prefix: ``f:<id>`` is a hash with the file's metadata, its
 content, its owner and size; ``fi`` (every file) and ``fo:<owner>`` (one
 owner's) are sorted sets of ids by upload time, for listing newest first;
-``fu`` counts the bytes kept and ``fs`` maps ids to sizes. ``put`` and
+``fu`` counts the bytes kept (``fb:<owner>`` one owner's), and ``fs`` and
+``fw`` map ids to sizes and owners. ``put`` and
 ``delete`` are Lua scripts, so the room check, the write and the indexes
 change together: a file is listed only once it is whole, and once deleted it
 is gone for every replica at once.
@@ -33,6 +34,7 @@ from .files import (
     is_file_id,
     new_file_id,
 )
+from .quota import too_many_bytes, too_many_files
 from .redis_link import RedisLink
 
 __all__ = ["RedisFileStore"]
@@ -40,34 +42,51 @@ __all__ = ["RedisFileStore"]
 _encoder = msgspec.json.Encoder()
 _record = msgspec.json.Decoder(_Record)
 
-# KEYS: file, every-file index, owner index, used counter, sizes.
+# KEYS: file, every-file index, owner index, used counter, sizes, owners, owner's bytes.
 # ARGV: id, metadata, content, owner, size, upload ns, max bytes (-1: none),
-# ttl ms (0: none), the file key prefix (for sweeping expired files).
+# ttl ms (0: none), then the prefixes of file keys, owner indexes and owner
+# byte counters (for sweeping expired files), then the owner's quota in bytes
+# and in files (-1: none).
 _PUT = """
-local id, size, ttl = ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[8])
+local id, owner, size, ttl = ARGV[1], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[8])
 if ttl > 0 then
   for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     if redis.call('EXISTS', ARGV[9] .. old) == 0 then
+      local gone = tonumber(redis.call('HGET', KEYS[5], old) or '0')
+      local whose = redis.call('HGET', KEYS[6], old) or ''
       redis.call('ZREM', KEYS[2], old)
-      redis.call('DECRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[5], old) or '0'))
+      redis.call('ZREM', ARGV[10] .. whose, old)
+      redis.call('DECRBY', KEYS[4], gone)
+      redis.call('DECRBY', ARGV[11] .. whose, gone)
       redis.call('HDEL', KEYS[5], old)
+      redis.call('HDEL', KEYS[6], old)
     end
   end
+end
+if owner ~= '' then
+  local max_files, max_owned = tonumber(ARGV[13]), tonumber(ARGV[12])
+  local count = redis.call('ZCARD', KEYS[3])
+  if max_files >= 0 and count + 1 > max_files then return {2, count} end
+  local owned = tonumber(redis.call('GET', KEYS[7]) or '0')
+  if max_owned >= 0 and owned + size > max_owned then return {3, owned} end
 end
 local used = tonumber(redis.call('GET', KEYS[4]) or '0')
 local limit = tonumber(ARGV[7])
 if limit >= 0 and used + size > limit then return {0, used} end
-redis.call('HSET', KEYS[1], 'meta', ARGV[2], 'data', ARGV[3], 'owner', ARGV[4], 'size', size)
+redis.call('HSET', KEYS[1], 'meta', ARGV[2], 'data', ARGV[3], 'owner', owner, 'size', size)
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 redis.call('ZADD', KEYS[2], ARGV[6], id)
 redis.call('ZADD', KEYS[3], ARGV[6], id)
 redis.call('HSET', KEYS[5], id, size)
+redis.call('HSET', KEYS[6], id, owner)
 redis.call('INCRBY', KEYS[4], size)
+redis.call('INCRBY', KEYS[7], size)
 return {1, used}
 """
 
-# KEYS: file, every-file index, used counter, sizes.
-# ARGV: id, the caller's owner ("*": any), the owner index prefix.
+# KEYS: file, every-file index, used counter, sizes, owners.
+# ARGV: id, the caller's owner ("*": any), the owner index prefix, the owner
+# byte counter prefix.
 _DELETE = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if not owner then return -1 end
@@ -77,14 +96,18 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', ARGV[3] .. owner, ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('DECRBY', KEYS[3], size)
+redis.call('DECRBY', ARGV[4] .. owner, size)
 return size
 """
 
 
 class RedisFileStore(FileStore):
     """Files in the Redis of ``link``: at most ``max_bytes`` in all (None: no bound),
-    each kept ``ttl`` seconds (None: until deleted)."""
+    each kept ``ttl`` seconds (None: until deleted); with :meth:`with_owner_quota`,
+    each owner's quota is checked in the same script as the write, so replicas
+    uploading for one key at once never take it past its quota."""
 
     def __init__(
         self,
@@ -103,12 +126,23 @@ class RedisFileStore(FileStore):
         self._every = link.key("fi")
         self._used = link.key("fu")
         self._sizes = link.key("fs")
+        self._owners = link.key("fw")
+        self.owner_max_bytes: int | None = None
+        self.owner_max_files: int | None = None
 
     def _file(self, file_id: str) -> str:
         return self.link.key("f", file_id)
 
     def _owned(self, owner: str) -> str:
         return self.link.key("fo", owner)
+
+    def _owner_bytes(self, owner: str) -> str:
+        return self.link.key("fb", owner)
+
+    def with_owner_quota(self, *, max_bytes: int, max_files: int) -> FileStore:
+        self.owner_max_bytes = max_bytes
+        self.owner_max_files = max_files
+        return self
 
     async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
         ns = time.time_ns()
@@ -119,18 +153,31 @@ class RedisFileStore(FileStore):
         owner = current_owner()
         meta = _encoder.encode(_Record(obj, ns, owner))
         ttl_ms = 0 if self.ttl is None else max(1, int(self.ttl * 1000))
-        limit = -1 if self.max_bytes is None else self.max_bytes
+        limit = _or_none(self.max_bytes)
+        who = owner or ""
         async with self.link.guard("file"):
             stored, used = await self._put(
                 keys=[
                     self._file(obj.id),
                     self._every,
-                    self._owned(owner or ""),
+                    self._owned(who),
                     self._used,
                     self._sizes,
+                    self._owners,
+                    self._owner_bytes(who),
                 ],
-                args=[obj.id, meta, data, owner or "", size, ns, limit, ttl_ms, self._file("")],
-            )
+                args=[
+                    obj.id, meta, data, who, size, ns, limit, ttl_ms,
+                    self._file(""), self._owned(""), self._owner_bytes(""),
+                    _or_none(self.owner_max_bytes), _or_none(self.owner_max_files),
+                ],
+            )  # fmt: skip
+        if stored == 2:
+            assert self.owner_max_files is not None
+            raise too_many_files(int(used), self.owner_max_files)
+        if stored == 3:
+            assert self.owner_max_bytes is not None
+            raise too_many_bytes(size, int(used), self.owner_max_bytes)
         if not stored:
             _check_room(size, int(used), self.max_bytes)
         return obj
@@ -179,8 +226,13 @@ class RedisFileStore(FileStore):
         owner = current_owner()
         async with self.link.guard("file"):
             size = await self._delete(
-                keys=[self._file(file_id), self._every, self._used, self._sizes],
-                args=[file_id, "*" if owner is None else owner, self._owned("")],
+                keys=[self._file(file_id), self._every, self._used, self._sizes, self._owners],
+                args=[
+                    file_id,
+                    "*" if owner is None else owner,
+                    self._owned(""),
+                    self._owner_bytes(""),
+                ],
             )
         return int(size) >= 0
 
@@ -193,6 +245,11 @@ class RedisFileStore(FileStore):
         async with self.link.guard("file"):
             used = await self.link.client.get(self._used)
         return max(0, self.max_bytes - int(used or 0))
+
+
+def _or_none(limit: int | None) -> int:
+    """A limit as the scripts take it: -1 for none."""
+    return -1 if limit is None else limit
 
 
 def _decode(meta: bytes | None) -> _Record | None:
