@@ -303,7 +303,9 @@ async def test_a_redis_owner_quota_holds_across_replicas_uploading_at_once(
 ) -> None:
     """Two stores on one Redis (two replicas): the quota is checked with the write."""
     links = [RedisLink(redis_server.url, prefix=redis_prefix) for _ in range(2)]
-    stores = [RedisFileStore(link).with_owner_quota(max_bytes=1000, max_files=3) for link in links]
+    stores = [RedisFileStore(link) for link in links]
+    for store in stores:
+        assert store.enforce_owner_quota(max_bytes=1000, max_files=3)
     try:
         with file_owner("key-a"):
             results = await asyncio.gather(

@@ -28,7 +28,7 @@ from ..config import (
 from ..core import Translator
 from ..errors import ModelNotFoundError
 from ..routing import Dispatcher, RateLimiter, RouteTable, listed_models
-from ..stores import FileStore
+from ..stores import FileStore, QuotaFileStore
 from ..stores.settings import open_stores
 from .chat import ChatHandler
 from .files import FileHandlers
@@ -100,9 +100,9 @@ def create_app(
     store = files or stores.files
     if api_keys:  # each key its own share of the store
         limits = settings.limits
-        store = store.with_owner_quota(
-            max_bytes=limits.max_file_bytes_per_key, max_files=limits.max_files_per_key
-        )
+        max_bytes, max_files = limits.max_file_bytes_per_key, limits.max_files_per_key
+        if not store.enforce_owner_quota(max_bytes=max_bytes, max_files=max_files):
+            store = QuotaFileStore(store, max_bytes=max_bytes, max_files=max_files)
     owned = translator is None
     if translator is not None and translator.context.files is None:
         translator.context.files = store  # so that uploaded ids reach its backends

@@ -134,13 +134,11 @@ class FileStore(abc.ABC):
         ``put`` decides)."""
         return None
 
-    def with_owner_quota(self, *, max_bytes: int, max_files: int) -> FileStore:
-        """This store, holding each owner to ``max_bytes`` of content and ``max_files``
-        files: by default wrapped in a :class:`~.quota.QuotaFileStore` (one process's
-        view); a store shared between processes enforces it itself."""
-        from .quota import QuotaFileStore
-
-        return QuotaFileStore(self, max_bytes=max_bytes, max_files=max_files)
+    def enforce_owner_quota(self, *, max_bytes: int, max_files: int) -> bool:
+        """Hold each owner to ``max_bytes`` of content and ``max_files`` files in the
+        store itself, when it can do so for every process sharing it; False when it
+        cannot (then wrap it in a :class:`~.quota.QuotaFileStore`)."""
+        return False
 
     async def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`OSError` when the store cannot be reached (``/ready`` asks)."""

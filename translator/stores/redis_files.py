@@ -105,7 +105,7 @@ return size
 
 class RedisFileStore(FileStore):
     """Files in the Redis of ``link``: at most ``max_bytes`` in all (None: no bound),
-    each kept ``ttl`` seconds (None: until deleted); with :meth:`with_owner_quota`,
+    each kept ``ttl`` seconds (None: until deleted); with :meth:`enforce_owner_quota`,
     each owner's quota is checked in the same script as the write, so replicas
     uploading for one key at once never take it past its quota."""
 
@@ -139,10 +139,10 @@ class RedisFileStore(FileStore):
     def _owner_bytes(self, owner: str) -> str:
         return self.link.key("fb", owner)
 
-    def with_owner_quota(self, *, max_bytes: int, max_files: int) -> FileStore:
+    def enforce_owner_quota(self, *, max_bytes: int, max_files: int) -> bool:
         self.owner_max_bytes = max_bytes
         self.owner_max_files = max_files
-        return self
+        return True
 
     async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
         ns = time.time_ns()
