@@ -1,9 +1,10 @@
 """Uploaded files: the OpenAI file object, and where the bytes are kept.
 
 :class:`FileStore` is what the server's ``/v1/files`` routes and the backends
-use; its ``read`` satisfies :class:`translator.backend.FileSource`. Two stores
-ship: :class:`MemoryFileStore` (bounded by total bytes) and
-:class:`DiskFileStore` (one directory, survives a restart).
+use; its ``read`` satisfies :class:`translator.backend.FileSource`. Here are
+:class:`MemoryFileStore` (bounded by total bytes) and :class:`DiskFileStore`
+(one directory, survives a restart; the processes of one machine may share
+it); :class:`~.redis_files.RedisFileStore` is shared by every replica.
 
 Ids are ``file-`` and 24 hex digits. An id of any other shape is simply not
 found (``None`` / ``False``): it never reaches the file system, and ids that
@@ -231,7 +232,9 @@ class DiskFileStore(FileStore):
     before metadata, so a file is listed only once it is whole; deleting
     removes the metadata first. File I/O runs in a worker thread, off the event
     loop. ``max_bytes`` (default 1 GiB, None for no bound) bounds the content
-    this store keeps, counting what it finds in the directory when first used.
+    this store keeps, counting what it finds in the directory when first used;
+    processes sharing the directory (``--workers``) each count from there what
+    they add and remove themselves, so together they may pass it.
     """
 
     def __init__(self, directory: Path, *, max_bytes: int | None = 1024 * 1024 * 1024) -> None:
