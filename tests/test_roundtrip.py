@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from translator.errors import InvalidRequestError
-from translator.model import EMPTY_IS_ABSENT, NULL_IS_ABSENT, ChatRequest
+from translator.model import ChatRequest
+from translator.model.replayed import EMPTY_IS_ABSENT, NULL_IS_ABSENT
 from translator.openai import decode_request, encode_request
 
 Json = Any

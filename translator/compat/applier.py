@@ -21,14 +21,14 @@ from msgspec import UNSET
 
 from ..errors import UnsupportedFieldError
 from ..model import (
-    REPLAYED_REASON,
     AssistantMessage,
     ChatRequest,
     ImagePart,
-    replayed_fields,
     set_unknown_fields,
     unknown_fields,
 )
+from ..model.replayed import REPLAYED_REASON
+from ..model.request import replayed_fields
 from .fields import VALUE_ROWS
 from .report import Action, Report
 from .rules import Mode, Rule, Treatment

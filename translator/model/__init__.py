@@ -9,8 +9,6 @@ from .messages import *  # noqa: F403
 from .messages import __all__ as _messages
 from .parts import *  # noqa: F403
 from .parts import __all__ as _parts
-from .replayed import *  # noqa: F403
-from .replayed import __all__ as _replayed
 from .request import *  # noqa: F403
 from .request import __all__ as _request
 from .response import *  # noqa: F403
@@ -20,7 +18,7 @@ from .tools import __all__ as _tools
 from .vlm import *  # noqa: F403
 from .vlm import __all__ as _vlm
 
-__all__ = sorted(["tag_of", *_messages, *_parts, *_replayed, *_request, *_response, *_tools, *_vlm])
+__all__ = sorted(["tag_of", *_messages, *_parts, *_request, *_response, *_tools, *_vlm])
 
 
 def tag_of(obj: object) -> str:

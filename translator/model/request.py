@@ -44,8 +44,6 @@ __all__ = [
     "UserLocationApproximate",
     "VoiceID",
     "WebSearchOptions",
-    "replayed_fields",
-    "set_replayed",
     "set_unknown_fields",
     "unknown_fields",
 ]
@@ -234,6 +232,7 @@ def set_unknown_fields(request: ChatRequest, fields: Mapping[str, msgspec.Raw]) 
         request.__dict__.pop("unknown_fields", None)
 
 
+# Not in __all__: how the decoder hands the replay policy's findings to the matrix.
 _NONE: list[str] = []
 
 

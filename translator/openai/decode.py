@@ -16,14 +16,9 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET
 
-from ..model import (
-    EMPTY_IS_ABSENT,
-    NULL_IS_ABSENT,
-    ChatRequest,
-    set_replayed,
-    set_unknown_fields,
-    take_replayed,
-)
+from ..model import ChatRequest, set_unknown_fields
+from ..model.replayed import EMPTY_IS_ABSENT, NULL_IS_ABSENT, take_replayed
+from ..model.request import set_replayed
 from .invalid import UNREADABLE, decode_error, key_param, not_utf8
 from .rules import check_rules
 

@@ -41,7 +41,7 @@ _TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`(?:, got `(?P<got>[^`]+)`)?$
 _BOUND = re.compile(r"^Expected `(?P<kind>int|float)` (?P<op>>=|<=|>|<) (?P<limit>\S+)$")
 _LENGTH = re.compile(r"^Expected `(?P<kind>str|array|object)` of length (?P<op>>=|<=) (?P<n>\d+)$")
 _PATTERN = re.compile(r"^Expected `str` matching regex (?P<pattern>.+)$")
-_CHOICE = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$")
+_CHOICE = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$", re.DOTALL)
 
 _WORDS = {
     "str": "a string",
