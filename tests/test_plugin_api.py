@@ -131,6 +131,7 @@ MODEL = [
     "RequestMetadata",
     "ResponseFormat",
     "ResponseMessage",
+    "ResponseStruct",
     "StreamOptions",
     "SystemMessage",
     "TextFormat",
