@@ -6,7 +6,8 @@ answers like it: ``stream`` defaults to true, a stream is NDJSON with one line
 per token and a closing ``"done": true`` line carrying ``done_reason`` and the
 token counts. Unless a :class:`Script` is queued, the "model" answers with the
 last user text and what images it got (``[1 image: png 67 bytes]``), and
-``options.num_predict`` cuts the answer (``done_reason: "length"``).
+``options.num_predict`` cuts the answer (``done_reason: "length"``). A
+``format`` schema is answered with a JSON value that fits it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.schema_sample import sample
 
 __all__ = ["PNG", "FakeOllama", "ImageHost", "Script"]
 
@@ -88,7 +91,12 @@ class FakeOllama:
         fmt = body.get("format")
         if fmt is not None and fmt != "json" and not isinstance(fmt, dict):
             return _error(400, f"invalid format: {json.dumps(fmt)}")
-        script = self.scripts.pop(0) if self.scripts else Script(_echo(body["messages"]))
+        if self.scripts:
+            script = self.scripts.pop(0)
+        elif isinstance(fmt, dict):  # held to the schema, as Ollama's grammar does
+            script = Script(json.dumps(sample(fmt)))
+        else:
+            script = Script(_echo(body["messages"]))
         tokens = _tokens(script.content)
         done_reason = script.done_reason
         limit = (body.get("options") or {}).get("num_predict")

@@ -175,9 +175,11 @@ def test_tools_pass_through_and_tool_choice_none_leaves_them_out() -> None:
     body = native(request(hi, tools=[WEATHER_TOOL], tool_choice="auto"))
     assert body["tools"] == [WEATHER_TOOL]
     assert "tools" not in native(request(hi, tools=[WEATHER_TOOL], tool_choice="none"))
-    with pytest.raises(UnsupportedFieldError) as info:
-        native(request(hi, tools=[WEATHER_TOOL], tool_choice="required"))
-    assert info.value.param == "tool_choice"
+    forced = native(request(hi, tools=[WEATHER_TOOL], tool_choice="required"))
+    assert "tools" not in forced
+    assert forced["format"] == WEATHER_TOOL["function"]["parameters"]
+    assert forced["messages"][-1]["role"] == "system"
+    assert "get_weather" in forced["messages"][-1]["content"]
 
 
 def conversation(arguments: str) -> dict[str, Any]:

@@ -14,6 +14,9 @@ import translator.plugin_api as api
 ROOT = Path(__file__).resolve().parent.parent
 
 OWN = [
+    "ForcedCall",
+    "answer_as_call",
+    "forced_call",
     "DEFAULT_MAX_BYTES",
     "PART_TYPES",
     "REQUEST_FIELDS",

@@ -153,19 +153,21 @@ def test_a_conversation_without_a_user_message_is_refused() -> None:
     assert caught.value.param == "messages"
 
 
-def test_assistant_tool_calls_cannot_be_replayed() -> None:
-    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    with pytest.raises(InvalidRequestError) as caught:
-        encode(
-            {
-                "messages": [
-                    user("Hi"),
-                    {"role": "assistant", "content": None, "tool_calls": [call]},
-                    user("Well?"),
-                ]
-            }
-        )
-    assert caught.value.param == "messages[1].tool_calls"
+def test_assistant_tool_calls_are_replayed_into_the_prompt() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}
+    sent = encode(
+        {
+            "messages": [
+                user("Hi"),
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "done"},
+                user("Well?"),
+            ]
+        }
+    )
+    assert sent["config"]["prompt"] == (
+        'User: Hi\n\nAssistant: called f({"a":1})\n\nTool (f): done\n\nUser: Well?'
+    )
     empty = {"role": "assistant", "content": "Hello", "tool_calls": []}
     sent = encode({"messages": [user("Hi"), empty, user("Well?")]})
     assert sent["config"]["prompt"] == "User: Hi\n\nAssistant: Hello\n\nUser: Well?"
@@ -386,7 +388,7 @@ def test_the_matrix_names_every_field_role_and_part_type_with_a_reason() -> None
         ("content.input_file", "input_file", Treatment.SUPPORTED),
         ("service_tier", "priority", Treatment.SUPPORTED),
         ("service_tier", "scale", Treatment.REJECTED),
-        ("role.tool", "tool", Treatment.REJECTED),
+        ("role.tool", "tool", Treatment.SUPPORTED),
     ],
 )
 def test_the_spec_table(field: str, value: Any, treatment: Treatment) -> None:

@@ -21,8 +21,31 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.schema_sample import sample
+
 __all__ = ["AgentJob", "FakeAgentServer"]
 
+EXECUTE_FIELDS = {
+    "model",
+    "name",
+    "batch",
+    "inputs",
+    "config",
+    "metadata",
+    "toolsets",
+    "callback_url",
+}
+CONFIG_FIELDS = {"prompt", "json_schema", "temperature", "service_tier"}
+"""The fields of the agent protocol's ``AgentExecutionConfig`` this translator may send."""
+METADATA_FIELDS = {
+    "environment",
+    "session_id",
+    "allow_training",
+    "allow_retention",
+    "allow_logging",
+    "extra",
+}
+"""The request metadata fields the agent protocol defines."""
 INPUT_TYPES = {"image_url", "video_url", "audio_url", "file_url", "input_file"}
 CREATED = "2026-01-02T03:04:05Z"
 
@@ -46,7 +69,11 @@ class Upload:
 
 
 def default_answer(job: AgentJob) -> Any:
-    """What the fake agent says: the last line of the prompt, and how many inputs it saw."""
+    """What the fake agent says: a value of ``config.json_schema`` when one is asked for,
+    else the last line of the prompt, and how many inputs it saw."""
+    schema = job.body["config"].get("json_schema")
+    if schema is not None:
+        return sample(schema)
     prompt = job.body["config"]["prompt"]
     inputs = job.body.get("inputs") or {}
     return {"content": f"Seen {len(inputs)} input(s). You said: {prompt.splitlines()[-1]}"}
@@ -152,8 +179,15 @@ class FakeAgentServer:
         config = body.get("config")
         if not isinstance(config, dict) or not isinstance(config.get("prompt"), str):
             return "config.prompt is required"
-        if not isinstance(body.get("metadata"), dict):
+        if config.keys() - CONFIG_FIELDS:
+            return f"config has unknown fields: {sorted(config.keys() - CONFIG_FIELDS)}"
+        metadata = body.get("metadata")
+        if not isinstance(metadata, dict):
             return "metadata must be an object"
+        if metadata.keys() - METADATA_FIELDS:
+            return f"metadata has unknown fields: {sorted(metadata.keys() - METADATA_FIELDS)}"
+        if body.keys() - EXECUTE_FIELDS:
+            return f"unknown fields: {sorted(body.keys() - EXECUTE_FIELDS)}"
         inputs = body.get("inputs")
         if inputs is None:
             return None

@@ -63,6 +63,7 @@ from .errors import (
     UpstreamUnavailableError,
 )
 from .fetch import DEFAULT_MAX_BYTES, MediaFetcher, split_data_uri
+from .forced_tools import ForcedCall, answer_as_call, forced_call
 from .hookspecs import hookimpl
 from .http import (
     UPSTREAM_AUTH_CODE,
@@ -210,6 +211,7 @@ __all__ = [
     "FileURL",
     "FileURLPart",
     "FinishReason",
+    "ForcedCall",
     "FunctionCall",
     "FunctionCallDelta",
     "FunctionCallOption",
@@ -285,11 +287,13 @@ __all__ = [
     "VoiceID",
     "WebSearchOptions",
     "When",
+    "answer_as_call",
     "chunks_from_response",
     "convert_options",
     "emulated",
     "encode_request",
     "estimate_tokens",
+    "forced_call",
     "hookimpl",
     "ignored",
     "is_file_id",

@@ -6,6 +6,8 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Mapping
 
+from msgspec import UNSET
+
 from translator.plugin_api import (
     Backend,
     BoundClient,
@@ -16,6 +18,9 @@ from translator.plugin_api import (
     MalformedUpstreamError,
     Matrix,
     MediaFetcher,
+    answer_as_call,
+    chunks_from_response,
+    forced_call,
 )
 
 from . import native
@@ -115,9 +120,17 @@ class OllamaBackend(Backend):
             "POST", self.url, body=body, headers=self._headers, idempotent=True
         )
         self._http.check(reply, error_message)
-        return self.decode_response(reply.body, model=request.model)
+        response = self.decode_response(reply.body, model=request.model)
+        forced = forced_call(request) if request.tool_choice is not UNSET else None
+        return response if forced is None else answer_as_call(response, forced, self.name)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        if request.tool_choice is not UNSET and forced_call(request) is not None:
+            # A forced call is one JSON answer, checked whole: the call is one delta.
+            answer = await self.complete(request)
+            for chunk in chunks_from_response(answer, include_usage=request.wants_usage):
+                yield chunk
+            return
         body = await self._body(request, stream=True)
         lines = LineTranslator(
             ChunkStream(request.model), include_usage=request.wants_usage, backend=self.name

@@ -82,8 +82,16 @@ ROWS = (
     supported("response_format.json_schema", "sent as format with the schema"),
     supported("tool_choice.auto", "Ollama's default"),
     supported("tool_choice.none", "the tools are left out of the request"),
-    rejected("tool_choice.required", "Ollama cannot be made to call a tool"),
-    rejected("tool_choice.function", "Ollama cannot be made to call a given tool"),
+    emulated(
+        "tool_choice.required",
+        "Ollama cannot be made to call a tool: its answer is held to a schema choosing one "
+        "of the tools and comes back as that call",
+    ),
+    emulated(
+        "tool_choice.function",
+        "Ollama cannot be made to call a given tool: its answer is held to the tool's "
+        "parameters (format) and comes back as the call",
+    ),
     rejected("tool_choice.custom", "Ollama has no custom tools"),
     rejected("tool_choice.allowed_tools", "Ollama cannot restrict tools per request"),
     supported("tools.function", "passed through to Ollama"),

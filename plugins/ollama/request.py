@@ -1,5 +1,9 @@
 """Canonical requests as Ollama ``/api/chat`` bodies: pure, no I/O.
 
+A forced tool call (a named function, or ``tool_choice: "required"``) is
+asked for as ``format``, the call's JSON schema, with an instruction naming the
+call and without the tools; the backend turns the JSON answer into the call.
+
 Images go to a message's ``images`` as bare base64: a data URI is sliced
 (never decoded), an http(s) URL must have been fetched beforehand and its
 bytes encoded; the caller passes those by ``param`` path (see
@@ -32,6 +36,7 @@ from translator.plugin_api import (
     ToolMessage,
     UnsupportedFieldError,
     UserMessage,
+    forced_call,
     split_data_uri,
     tag_of,
 )
@@ -72,6 +77,12 @@ def build(
     names: dict[str, str] = {}
     messages = [_message(m, i, names, fetched) for i, m in enumerate(request.messages)]
     tools = request.tools
+    forced = forced_call(request) if request.tool_choice is not UNSET else None
+    if forced is not None:
+        # Ollama cannot be made to call a tool: its answer is held to the call's
+        # schema instead, and becomes the call (see translator.forced_tools).
+        messages.append(native.Message("system", forced.instruction))
+        return native.ChatRequest(model, messages, stream, _options(request), forced.schema, UNSET)
     if request.tool_choice == "none":
         tools = UNSET
     elif tools is not UNSET:

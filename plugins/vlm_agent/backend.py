@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Annotated, Final
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta
 
 from translator.plugin_api import (
     UPSTREAM_AUTH_CODE,
@@ -45,6 +45,8 @@ from translator.plugin_api import (
     UpstreamError,
     UpstreamStatusError,
     UpstreamTimeoutError,
+    answer_as_call,
+    forced_call,
     is_file_id,
 )
 from translator.stores.files import current_owner
@@ -213,13 +215,15 @@ class VlmAgentBackend(Backend):
                 f"The {self.name} backend did not accept the execution within {self.deadline:g}s.",
                 backend=self.name,
             ) from None
-        return to_response(
+        forced = forced_call(request) if request.tools is not UNSET else None
+        response = to_response(
             execution,
             model=request.model,
-            json=wants_json(request),
+            json=forced is not None or wants_json(request),
             prompt=execute.prompt,
             backend=self.name,
         )
+        return response if forced is None else answer_as_call(response, forced, self.name)
 
     async def _start(
         self, request: ChatRequest, ids: Mapping[str, str]

@@ -21,6 +21,7 @@ from translator.plugin_api import (
     OneOf,
     Rule,
     Treatment,
+    emulated,
     ignored,
     rejected,
     supported,
@@ -31,6 +32,11 @@ __all__ = ["MATRIX", "RULES"]
 _NOT_YET: Final = "not supported by the VLM Run Agents API yet"
 _NO_TOOLS: Final = "the agent runs its own tools; it cannot call client-defined functions"
 _NOTHING: Final = "null asks for nothing"
+_FORCED: Final = (
+    "a forced call (a named function, or required) is run as a config.json_schema job "
+    "and its answer returned as the call; with auto or no tool_choice the agent cannot "
+    "decide to call a client's tool, so tools are refused"
+)
 _NO_PENALTY: Final = "null or 0 asks for no penalty, which is how the agent answers"
 
 RULES: Final[tuple[Rule, ...]] = (
@@ -76,16 +82,15 @@ RULES: Final[tuple[Rule, ...]] = (
         for t in ("scale", "fast")
     ),
     supported("service_tier", "sent as the execution's config.service_tier (null: its default)"),
-    rejected("tools", _NO_TOOLS),
-    rejected("tools.function", _NO_TOOLS),
+    supported("tools", "taken with a forced tool_choice only; see tools.function"),
+    emulated("tools.function", _FORCED),
     rejected("tools.custom", _NO_TOOLS),
     ignored("tool_choice", "no client-defined tool is ever called", when=Equals("none")),
-    rejected("tool_choice", _NO_TOOLS),
+    supported("tool_choice", "decided by form"),
     ignored("tool_choice.none", "no client-defined tool is ever called"),
-    *(
-        rejected(f"tool_choice.{form}", _NO_TOOLS)
-        for form in ("auto", "required", "function", "custom", "allowed_tools")
-    ),
+    emulated("tool_choice.function", _FORCED),
+    emulated("tool_choice.required", _FORCED),
+    *(rejected(f"tool_choice.{form}", _NO_TOOLS) for form in ("auto", "custom", "allowed_tools")),
     rejected("functions", _NO_TOOLS),
     ignored("function_call", "no client-defined function is ever called", when=Equals("none")),
     rejected("function_call", _NO_TOOLS),
@@ -119,7 +124,7 @@ RULES: Final[tuple[Rule, ...]] = (
     supported("role.developer", "its text opens the prompt, as a system message's does"),
     supported("role.user", "a turn of the prompt; the last one is what the agent answers"),
     supported("role.assistant", "an earlier turn of the prompt"),
-    rejected("role.tool", "the agent calls no client-defined tools, so there are no results"),
+    supported("role.tool", "the result of an earlier forced call, rendered into the prompt"),
     rejected("role.function", "the agent calls no client-defined functions, so no results"),
     # Content parts.
     supported("content.text", "rendered into the prompt"),

@@ -11,8 +11,19 @@ paragraphs separated by a blank line:
 3. the last user message: its text alone when nothing came before it,
    otherwise ``User: ...`` like the turns before it.
 
-The agent answers the last user message, so the conversation must end with
-one (a 400 otherwise). Assistant tool calls cannot be replayed (a 400).
+The agent answers the last user message (or the result of a tool call), so
+the conversation must end with one (a 400 otherwise). An assistant's earlier
+tool calls show as ``Assistant: called name({...})`` and a tool's result as
+``Tool (name): ...``.
+
+A forced tool call
+------------------
+The agent cannot be made to call a client's tool, but it can answer in a JSON
+schema: a forced call (a named function, or ``"required"``) becomes
+``config.json_schema`` with an instruction at the end of the prompt, and the
+answer is returned as the call (see :mod:`translator.forced_tools`). Tools
+without a forced call are refused on ``tools``: the agent cannot decide to
+call one.
 
 The inputs
 ----------
@@ -54,6 +65,7 @@ from translator.plugin_api import (
     FilePart,
     FileURL,
     FileURLPart,
+    FunctionToolCall,
     ImagePart,
     ImageURL,
     InputAudioPart,
@@ -64,9 +76,12 @@ from translator.plugin_api import (
     RequestMetadata,
     SystemMessage,
     TextPart,
+    ToolMessage,
+    UnsupportedFieldError,
     UserMessage,
     UserPart,
     VideoURLPart,
+    forced_call,
     tag_of,
 )
 
@@ -132,9 +147,23 @@ def build_execute(
     """
     render = _Renderer(agent_files, backend)
     prompt = render.conversation(request)
+    forced = None
+    if request.tools is not UNSET:
+        forced = forced_call(request)
+        if forced is None:
+            raise UnsupportedFieldError(
+                f"The {backend} backend does not support 'tools' without a forced "
+                "'tool_choice' (a named function, or 'required'): the agent cannot decide "
+                "to call a client's tool.",
+                param="tools",
+                code="unsupported_parameter",
+            )
+        prompt = f"{prompt}\n\n{forced.instruction}"
     config = AgentConfig(prompt=prompt)
     fmt = request.response_format
-    if fmt is not UNSET:
+    if forced is not None:
+        config.json_schema = forced.schema
+    elif fmt is not UNSET:
         if isinstance(fmt, JSONSchemaFormat):
             schema = fmt.json_schema.schema
             config.json_schema = ANY_OBJECT if schema is UNSET else schema
@@ -173,18 +202,20 @@ def build_execute(
 class _Renderer:
     """Renders messages into prompt text, collecting inputs as it goes."""
 
-    __slots__ = ("agent_files", "backend", "counts", "inputs")
+    __slots__ = ("agent_files", "backend", "called", "counts", "inputs")
 
     def __init__(self, agent_files: Mapping[str, str], backend: str) -> None:
         self.agent_files = agent_files
         self.backend = backend
+        self.called: dict[str, str] = {}
+        """Tool call ids -> the function called, for the results that follow."""
         self.inputs: dict[str, UserPart] = {}
         self.counts: dict[str, int] = {}
 
     def conversation(self, request: ChatRequest) -> str:
         messages = request.messages
         last_user = len(messages) - 1
-        while last_user >= 0 and not isinstance(messages[last_user], UserMessage):
+        while last_user >= 0 and not isinstance(messages[last_user], _ANSWERED):
             last_user -= 1
         if last_user < 0:
             raise InvalidRequestError(
@@ -201,6 +232,9 @@ class _Renderer:
                     turns.append(last_text)  # the only turn: a question needs no transcript
                 else:
                     turns.append(_turn("User", message.name, last_text))
+            elif isinstance(message, ToolMessage):
+                result = message.content
+                turns.append(_turn("Tool", self.called.get(message.tool_call_id), _plain(result)))
             elif isinstance(message, _INSTRUCTIONS):
                 text = message.content
                 instructions.append(text if isinstance(text, str) else _plain(text))
@@ -211,7 +245,7 @@ class _Renderer:
                         "conversation must end with one.",
                         param=f"messages[{i}]",
                     )
-                text = _assistant(message, i, self.backend)
+                text = _assistant(message, i, self.backend, self.called)
                 turns.append(_turn("Assistant", message.name, text))
             else:
                 # Roles the matrix rejects never get here; say so if one does.
@@ -277,6 +311,8 @@ class _Renderer:
 
 
 _INSTRUCTIONS: Final = (SystemMessage, DeveloperMessage)
+_ANSWERED: Final = (UserMessage, ToolMessage)
+"""What the agent may answer: the last user message, or a tool's result."""
 
 
 def _turn(role: str, name: object, text: str) -> str:
@@ -291,15 +327,19 @@ def _plain(content: str | list[TextPart]) -> str:
     return "\n".join(p.text for p in content)
 
 
-def _assistant(message: AssistantMessage, i: int, backend: str) -> str:
-    for field in ("tool_calls", "function_call", "audio"):
+def _assistant(message: AssistantMessage, i: int, backend: str, called: dict[str, str]) -> str:
+    for field in ("function_call", "audio"):
         if getattr(message, field):
             raise InvalidRequestError(
                 f"The {backend} backend cannot replay an assistant's '{field}': the agent "
-                "calls no client-defined tools.",
+                "calls no client-defined functions.",
                 param=f"messages[{i}].{field}",
             )
     pieces: list[str] = []
+    for call in message.tool_calls or ():
+        if isinstance(call, FunctionToolCall):
+            called[call.id] = call.function.name
+            pieces.append(f"called {call.function.name}({call.function.arguments})")
     content = message.content
     if isinstance(content, str):
         pieces.append(content)

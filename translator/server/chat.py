@@ -39,6 +39,7 @@ __all__ = [
     "BROKEN_BODY",
     "COMPAT_HEADER",
     "CONTENT_ENCODINGS",
+    "EMULATED_HEADER",
     "IGNORED_HEADER",
     "ChatHandler",
     "abandon_body",
@@ -51,6 +52,8 @@ __all__ = [
 log = logging.getLogger("translator.server")
 
 IGNORED_HEADER = "x-translator-ignored"
+EMULATED_HEADER = "x-translator-emulated"
+"""The fields the translator did for the backend (``stream``, ``tool_choice``)."""
 COMPAT_HEADER = "x-translator-compat"
 BACKEND_HEADER = "x-translator-backend"
 ATTEMPTS_HEADER = "x-translator-attempts"
@@ -234,11 +237,17 @@ class ChatHandler:
 
     @staticmethod
     def _report_headers(exchange: Exchange, report: Report) -> dict[str, str]:
-        dropped = report.header()
-        if not dropped:
+        if not report.actions:
             return {}
-        exchange.ignored = dropped
-        return {IGNORED_HEADER: dropped}
+        headers: dict[str, str] = {}
+        dropped = report.header()
+        if dropped:
+            exchange.ignored = dropped
+            headers[IGNORED_HEADER] = dropped
+        emulated = report.emulated
+        if emulated:
+            headers[EMULATED_HEADER] = ", ".join(emulated)
+        return headers
 
     async def _stream(
         self,

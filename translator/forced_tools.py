@@ -1,0 +1,172 @@
+"""Forced tool calls answered through a JSON schema, for backends that cannot force one.
+
+Structured output in the frameworks built on the OpenAI SDK is a forced tool
+call: ``tool_choice: {"type": "function", "function": {"name": ...}}``
+(LangChain's ``function_calling``, instructor's ``TOOLS``), or ``"required"``
+(pydantic-ai). A backend that can hold its answer to a JSON schema but cannot
+be made to call a tool does it this way:
+
+1. :func:`forced_call` reads what the request forces. One function: the schema
+   is that function's ``parameters``. ``"required"`` with several functions:
+   the schema is a choice of objects ``{"name": <one of them>, "arguments":
+   <its parameters>}``; with one function, as if it were named.
+2. The backend asks for an answer in :attr:`ForcedCall.schema`, with
+   :attr:`ForcedCall.instruction` for the model, and without the tools.
+3. :func:`answer_as_call` turns the answer into that tool call:
+   ``finish_reason: "tool_calls"``, a fresh call id, ``arguments`` as JSON
+   text. An answer that is not a JSON object, or that names no function of
+   the request (or lacks a property the schema requires) is a 502 naming the
+   backend, never a broken call. Streaming: the call is one tool-call delta
+   (see :func:`translator.streaming.chunks_from_response`).
+
+``parallel_tool_calls: false`` and ``strict: true`` are kept by construction:
+one call, of arguments held to the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+from msgspec import UNSET
+
+from .errors import MalformedUpstreamError
+from .model import (
+    ChatRequest,
+    ChatResponse,
+    FunctionCall,
+    FunctionTool,
+    FunctionToolCall,
+    NamedFunctionChoice,
+    ResponseMessage,
+)
+from .openai import new_completion_id
+
+__all__ = ["ForcedCall", "answer_as_call", "forced_call"]
+
+ANY_OBJECT: Final = b'{"type":"object"}'
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.encode
+
+
+class ForcedCall(msgspec.Struct, frozen=True):
+    """The call a request forces: which functions, and the schema of the answer."""
+
+    tools: tuple[FunctionTool, ...]
+    """The function to call, or those among which the answer chooses."""
+    schema: msgspec.Raw
+    """The JSON schema to hold the backend's answer to."""
+
+    @property
+    def chooses(self) -> bool:
+        """Whether the answer names its function (``{"name", "arguments"}``)."""
+        return len(self.tools) > 1
+
+    @property
+    def instruction(self) -> str:
+        """What to tell the model: which call it answers, and the shape of its answer."""
+        described = "; ".join(
+            f"`{t.function.name}`"
+            + (f" ({t.function.description})" if isinstance(t.function.description, str) else "")
+            for t in self.tools
+        )
+        if self.chooses:
+            return (
+                f"Call one of these functions: {described}. Answer with a JSON object "
+                '{"name": <the function>, "arguments": <its arguments>} and nothing else.'
+            )
+        return (
+            f"Call the function {described}. Answer with its arguments as a JSON object "
+            "and nothing else."
+        )
+
+
+def forced_call(request: ChatRequest) -> ForcedCall | None:
+    """The call ``request`` forces (a named function, or ``"required"``), or None."""
+    choice = request.tool_choice
+    tools = request.tools
+    if choice is UNSET or tools is UNSET or not tools:
+        return None
+    functions = tuple(t for t in tools if isinstance(t, FunctionTool))
+    if isinstance(choice, NamedFunctionChoice):
+        named = tuple(t for t in functions if t.function.name == choice.function.name)
+        return _single(named[0]) if named else None
+    if choice != "required" or not functions:
+        return None
+    if len(functions) == 1:
+        return _single(functions[0])
+    options = b",".join(
+        b'{"type":"object","properties":{"name":{"type":"string","enum":'
+        + _encode([t.function.name])
+        + b'},"arguments":'
+        + _parameters(t)
+        + b'},"required":["name","arguments"]}'
+        for t in functions
+    )
+    return ForcedCall(functions, msgspec.Raw(b'{"anyOf":[' + options + b"]}"))
+
+
+def _single(tool: FunctionTool) -> ForcedCall:
+    return ForcedCall((tool,), msgspec.Raw(_parameters(tool)))
+
+
+def _parameters(tool: FunctionTool) -> bytes:
+    parameters = tool.function.parameters
+    return ANY_OBJECT if parameters is UNSET else bytes(parameters)
+
+
+def answer_as_call(response: ChatResponse, forced: ForcedCall, backend: str) -> ChatResponse:
+    """``response`` with its text answer turned into the forced tool call (in place).
+
+    Raises :class:`MalformedUpstreamError` (502) when the text is not such a call.
+    """
+    choice = response.choices[0]
+    text = choice.message.content or ""
+    name, arguments = _call_of(text, forced, backend)
+    call = FunctionToolCall(new_completion_id("call_"), FunctionCall(name, arguments))
+    choice.message = ResponseMessage(content=None, tool_calls=[call])
+    choice.finish_reason = "tool_calls"
+    return response
+
+
+def _call_of(text: str, forced: ForcedCall, backend: str) -> tuple[str, str]:
+    """The function name and the arguments (JSON text) the answer ``text`` holds."""
+    try:
+        value: Any = _decode(text)
+    except msgspec.DecodeError:
+        raise _not_a_call(backend, forced, "it is not JSON") from None
+    if not isinstance(value, dict):
+        raise _not_a_call(backend, forced, "it is not a JSON object")
+    if forced.chooses:
+        names = {t.function.name: t for t in forced.tools}
+        tool = names.get(value.get("name"))  # type: ignore[arg-type]
+        arguments = value.get("arguments")
+        if tool is None or not isinstance(arguments, dict):
+            raise _not_a_call(backend, forced, "it names no function of the request")
+        _check_required(arguments, tool, backend, forced)
+        return tool.function.name, _encode(arguments).decode()
+    tool = forced.tools[0]
+    _check_required(value, tool, backend, forced)
+    return tool.function.name, text.strip()
+
+
+def _check_required(
+    arguments: dict[str, Any], tool: FunctionTool, backend: str, forced: ForcedCall
+) -> None:
+    parameters = tool.function.parameters
+    if parameters is UNSET:
+        return
+    schema = _decode(parameters)
+    required = schema.get("required") if isinstance(schema, dict) else None
+    missing = [k for k in required or () if k not in arguments]
+    if missing:
+        raise _not_a_call(backend, forced, f"it lacks {', '.join(map(repr, missing))}")
+
+
+def _not_a_call(backend: str, forced: ForcedCall, why: str) -> MalformedUpstreamError:
+    names = ", ".join(t.function.name for t in forced.tools)
+    return MalformedUpstreamError(
+        f"The {backend} backend's answer is not a call of {names} ({why}), "
+        "so the forced tool call could not be made.",
+        backend=backend,
+    )
