@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "translator.tokens",
         ),
     ),
-    ("openai codec", ("translator.openai", "translator.streaming")),
+    ("openai codec", ("translator.openai", "translator.streaming", "translator.forced_tools")),
     ("compat", ("translator.compat",)),
     (
         "backend seam",
