@@ -156,6 +156,44 @@ async def test_an_upstream_reply_over_the_cap_is_a_clear_502(
     assert "100000 bytes" in error["message"]
 
 
+@pytest.mark.parametrize("plugin", ["openai-compatible", "ollama"])
+async def test_a_streamed_reply_over_the_cap_is_a_clear_502(plugin: str) -> None:
+    """A stream answered with one huge JSON body, or one NDJSON line that never ends."""
+
+    async def flood(request: web.Request) -> web.StreamResponse:
+        kind = "application/json" if plugin == "openai-compatible" else "application/x-ndjson"
+        response = web.StreamResponse(headers={"Content-Type": kind})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(40):  # 2.6 MB, never a newline
+            await response.write(b"x" * 65536)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", flood)
+    app.router.add_post("/api/chat", flood)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}" + ("/v1" if plugin != "ollama" else "")
+    config = parse_config(
+        f'[backends.up]\nplugin = "{plugin}"\nbase_url = "{base}"\nmax_reply_bytes = 100000\n'
+    )
+    try:
+        async with serving(create_app(config)) as root:
+            client = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key="x", max_retries=0)
+            with pytest.raises(openai.APIStatusError) as caught:
+                await client.chat.completions.create(stream=True, **HELLO)  # type: ignore[call-overload]
+            await client.close()
+    finally:
+        await runner.cleanup()
+    assert caught.value.status_code == 502
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert "100000 bytes" in error["message"]
+
+
 @pytest.mark.parametrize("encoding", ["x-chaos", "br", "zstd", "gzip, gzip", "compress"])
 async def test_a_body_in_an_encoding_not_supported_is_a_415(encoding: str) -> None:
     body = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "x"}]})

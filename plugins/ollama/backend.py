@@ -144,8 +144,15 @@ class OllamaBackend(Backend):
             idempotent=True,
         ) as response:
             buffer = bytearray()
+            limit = self._http.policy.max_reply_bytes
             async for data in response.content.iter_any():
                 buffer += data
+                if len(buffer) > limit:  # one line that never ends
+                    raise MalformedUpstreamError(
+                        f"The {self.name} backend sent a line over the {limit} bytes this "
+                        "server accepts (max_reply_bytes).",
+                        backend=self.name,
+                    )
                 start = 0
                 while (end := buffer.find(b"\n", start)) >= 0:
                     line = buffer[start:end]

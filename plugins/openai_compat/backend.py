@@ -162,7 +162,7 @@ class OpenAICompatBackend(Backend):
             idempotent=self._repeatable(request),
         ) as response:
             if response.content_type == "application/json":
-                reply = await response.read()
+                reply = await self.http.read_reply(response)
                 raise reported_error(reply, self.name, "answered with JSON, not events")
             async for piece in response.content.iter_any():
                 for event in sse.feed(piece):

@@ -165,7 +165,7 @@ class BoundClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                return Reply(response.status, response.headers, await self._read(response))
+                return Reply(response.status, response.headers, await self.read_reply(response))
 
         return await self._attempts(method, url, headers, idempotent, retry, attempt)
 
@@ -204,7 +204,7 @@ class BoundClient:
             if 200 <= response.status < 300:
                 return response
             try:  # an error status: its whole (short) body, and the connection back
-                return Reply(response.status, response.headers, await self._read(response))
+                return Reply(response.status, response.headers, await self.read_reply(response))
             except (aiohttp.ClientError, TimeoutError) as exc:  # not tried again
                 raise transport_error(exc, False, self.backend)[0] from exc
             finally:
@@ -300,8 +300,9 @@ class BoundClient:
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        """The whole body, refused past ``max_reply_bytes`` (before reading, if it says)."""
+    async def read_reply(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body of ``response``, refused (a 502) past the policy's
+        ``max_reply_bytes`` (before reading it, if its length says)."""
         limit = self.policy.max_reply_bytes
         length = response.content_length
         if length is not None and length <= limit:
