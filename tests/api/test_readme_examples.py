@@ -16,7 +16,7 @@ import pytest
 from docutils import nodes
 from docutils.core import publish_doctree
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MARK = "runs-offline"
 
 

@@ -16,7 +16,7 @@ import pytest
 from benchmarks.serve_process import start_serve
 from translator.cli import main
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HELLO = {"model": "vlm-agent-1", "messages": [{"role": "user", "content": "Hello"}]}
 
 

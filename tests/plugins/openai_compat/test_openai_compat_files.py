@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from translator_plugins.openai_compat import MATRIX, OpenAICompatBackend
 
+from tests.plugins.openai_compat.test_openai_compat import STREAM, Upstream, running_upstream
 from translator.backend import BackendContext
 from translator.compat import supported
 from translator.core import Translator
@@ -22,8 +23,6 @@ from translator.errors import NeedsIOError, UnsupportedFieldError
 from translator.http import HttpPolicy
 from translator.openai import decode_request
 from translator.stores.files import MemoryFileStore, new_file_id
-
-from .test_openai_compat import STREAM, Upstream, running_upstream
 
 PDF = b"%PDF-1.4 hello"
 

@@ -28,7 +28,7 @@ from translator.config import parse_config
 from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
 

@@ -25,7 +25,7 @@ from translator.plugins import (
 )
 from translator.testing import MockBackend, MockFactory
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOOKS = sorted(
     name
     for name, value in vars(hookspecs).items()

@@ -11,7 +11,7 @@ import pytest
 from translator.compat import Matrix, ignored, supported
 from translator.readme import BEGIN, COMMAND, END, main, replace_section, section, update
 
-README = Path(__file__).resolve().parent.parent / "README.rst"
+README = Path(__file__).resolve().parents[2] / "README.rst"
 SMALL = [Matrix("small", [supported("model", "sent"), ignored("user", "no users here")])]
 
 

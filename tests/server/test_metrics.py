@@ -18,9 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.metrics_scrape import Scrape, scrape
-from tests.serve_async import serve_process
-from tests.serve_process import start_serve, stop
-from tests.test_openai_compat import (
+from tests.plugins.openai_compat.test_openai_compat import (
     COMPLETION,
     STREAM,
     Upstream,
@@ -28,6 +26,8 @@ from tests.test_openai_compat import (
     running_upstream,
     slow_reply,
 )
+from tests.serve_async import serve_process
+from tests.serve_process import start_serve, stop
 from translator.config import ConfigError, parse_config
 from translator.errors import FetchRefusedError
 from translator.fetch import MediaFetcher

@@ -12,6 +12,7 @@ import pytest
 import translator_plugins.vlm_agent
 from aiohttp.test_utils import TestServer
 
+from tests.vlm_agent_server import AgentJob, FakeAgentServer
 from translator.backend import BackendContext, BackendSettings
 from translator.compat import Treatment
 from translator.core import Translator
@@ -21,8 +22,6 @@ from translator.openai import encode_response
 from translator.plugins import get_plugin_manager
 from translator.stores import MemoryFileStore
 from translator.stores.files import file_owner
-
-from .vlm_agent_server import AgentJob, FakeAgentServer
 
 PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGAAAAAEAAH2"

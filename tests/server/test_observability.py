@@ -17,8 +17,8 @@ import aiohttp
 import openai
 import pytest
 
+from tests.plugins.openai_compat.test_openai_compat import STREAM, Upstream, running_upstream
 from tests.serve_async import serve_process
-from tests.test_openai_compat import STREAM, Upstream, running_upstream
 from translator.config import parse_config
 from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving

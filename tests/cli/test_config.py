@@ -21,7 +21,7 @@ from translator.plugins import DEFAULT_PLUGINS, get_plugin_manager
 from translator.routing import RouteTable as Router
 from translator.server import TRANSLATOR, create_app
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
 
 FULL = """
 default_backend = "agent"

@@ -14,7 +14,7 @@ import openai
 import pytest
 from translator_plugins import openai_compat
 
-from tests.test_openai_compat import (
+from tests.plugins.openai_compat.test_openai_compat import (
     OPENAI_ERROR,
     STREAM,
     Upstream,

@@ -11,7 +11,7 @@ from pathlib import Path
 import translator.model
 import translator.plugin_api as api
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 OWN = [
     "ForcedCall",

@@ -25,7 +25,7 @@ from translator.errors import UnsupportedFieldError
 from translator.openai import encode_response
 from translator.plugins import backend_factories, backend_infos, get_plugin_manager
 
-DIST = Path(__file__).resolve().parent / "plugin_dist"
+DIST = Path(__file__).resolve().parents[1] / "plugin_dist"
 
 
 def install(source: Path, target: Path) -> str:
