@@ -69,14 +69,22 @@ async def test_a_captured_forced_call_comes_back_as_that_call(
         assert config["json_schema"] == body["tools"][0]["function"]["parameters"]
 
 
-async def test_the_openai_backend_passes_a_forced_call_through(stand: tuple[Stand, str]) -> None:
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("backend", ["echo", "upstream"])
+async def test_a_backend_that_takes_tools_gets_the_forced_call_as_sent(
+    stand: tuple[Stand, str], backend: str, case: str
+) -> None:
     helpers, root = stand
-    body = captured("instructor_tools")[0]
-    status, answer, _ = await post(root, "upstream", body)
+    body = captured(case)[0]
+    status, answer, emulated = await post(root, backend, body, EMULATED)
     assert status == 200, answer
-    sent = helpers.upstream.bodies[-1]
-    assert sdk_problems(sent) == []
-    assert sent["tool_choice"] == body["tool_choice"]
+    assert "tool_choice" not in emulated
+    if backend == "echo":  # echo answers with the text it was sent
+        assert answer["choices"][0]["message"]["content"] == body["messages"][-1]["content"]
+    else:
+        sent = helpers.upstream.bodies[-1]
+        assert sdk_problems(sent) == []
+        assert (sent["tool_choice"], sent["tools"]) == (body["tool_choice"], body["tools"])
 
 
 @pytest.mark.parametrize("backend", ["ollama", "agent"])

@@ -45,6 +45,35 @@ async def test_a_replayed_sdk_message_is_accepted_and_its_output_fields_reported
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+async def test_replayed_reasoning_is_dropped_and_reported(
+    stand: tuple[Stand, str], backend: str
+) -> None:
+    helpers, root = stand
+    body = captured("openai_replay_reasoning")[1]
+    assert body["messages"][1]["reasoning_content"] == "A greeting."
+    status, answer, ignored = await post(root, backend, body)
+    assert status == 200, answer
+    assert ignored == "messages[1].annotations, messages[1].reasoning_content"
+    if backend == "upstream":
+        assert "reasoning_content" not in helpers.upstream.bodies[-1]["messages"][1]
+    if backend == "agent":
+        assert "A greeting." not in helpers.agent.executed[-1]["config"]["prompt"]
+    status, _, ignored = await post(
+        root,
+        backend,
+        {
+            **body,
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello.", "reasoning": "A greeting."},
+                {"role": "user", "content": "Again?"},
+            ],
+        },
+    )
+    assert (status, ignored) == (200, "messages[1].reasoning")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_tool_message_with_a_name_is_accepted(
     stand: tuple[Stand, str], backend: str
 ) -> None:
