@@ -398,3 +398,14 @@ backends = ["up", "up2"]
     assert found.value("translator_upstream_errors_total", backend="up2") == 0
     attempts = "translator_upstream_request_duration_seconds_count"
     assert (found.value(attempts, backend="up"), found.value(attempts, backend="up2")) == (1, 1)
+
+
+def test_the_readme_lists_every_metric() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.rst").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("``translator_")]
+    listed = {row.split("``")[1] for row in rows}
+    served = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in Metrics().registry.collect()
+    }
+    assert served == listed
