@@ -90,12 +90,15 @@ async def test_a_stream_falls_back_before_its_first_byte(
     ups: dict[str, StandIn], strategy: str
 ) -> None:
     ups["a"].fault = "503"
-    async with routed_server(two_backend_config(ups, strategy=strategy)) as (_, client):
+    async with routed_server(two_backend_config(ups, strategy=strategy)) as (app, client):
         raw = await client.chat.completions.with_raw_response.create(
             model="m", messages=HELLO, stream=True
         )
         text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+        await asyncio.sleep(0.05)  # the server closes its side once the stream is sent
+        health = app[DISPATCHER].health.snapshot()
     assert text == "from b"
+    assert health["a"].in_flight == health["b"].in_flight == 0
     assert raw.headers["x-translator-backend"] == "b"
     assert raw.headers["x-translator-attempts"] in ("a, b", "b")
 
@@ -128,6 +131,7 @@ async def test_a_stream_broken_mid_way_is_not_retried(ups: dict[str, StandIn]) -
     assert texts == ["from "]  # the first chunk reached the client: no second try
     assert ups["b"].bodies == []
     assert health["a"].failures == 1
+    assert health["a"].in_flight == 0  # the broken stream was closed and counted out
 
 
 async def test_only_the_configured_failures_fall_back(ups: dict[str, StandIn]) -> None:
