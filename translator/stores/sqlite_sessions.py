@@ -109,9 +109,19 @@ class SQLiteSessionStore(SessionStore):
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        # Switching to WAL and creating the schema do not wait on SQLite's busy
+        # handler when another process is opening the same file: retry briefly.
+        for attempt in range(100):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+                return db
+            except sqlite3.OperationalError:
+                if attempt == 99:
+                    db.close()
+                    raise
+                time.sleep(0.02)
         return db
 
     # -- the interface ---------------------------------------------------------
