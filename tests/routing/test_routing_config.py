@@ -1,4 +1,4 @@
-"""Routes, health and limits as the configuration gives them; health and fault classes alone."""
+"""Routes, health and limits as the configuration gives them; health and fallback alone."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import pytest
 
 from translator.config import ConfigError, parse_config
 from translator.errors import (
-    InvalidRequestError,
-    MalformedUpstreamError,
     UpstreamStatusError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
-from translator.routing import FallbackPolicy, Health, HealthSettings, Strategy, fault_of
+from translator.routing import FallbackPolicy, Health, HealthSettings, Strategy
 
 BACKENDS = '[backends.a]\nplugin = "echo"\n[backends.b]\nplugin = "echo"\n'
 
@@ -48,7 +45,11 @@ def test_a_route_of_several_backends_reads_whole() -> None:
             "routes[0].weights: only strategy = 'weighted' reads them",
         ),
         ('backends = ["a", "b"]\nmodels = { z = "x" }', "routes[0].models: z is not one of"),
-        ('backends = ["a", "b"]\nfallback_on = ["400"]', "routes[0].fallback_on: '400' is neither"),
+        ('backends = ["a", "b"]\nfallback_on = ["302"]', "routes[0].fallback_on: '302' is neither"),
+        (
+            'backends = ["a", "b"]\nfallback_on = ["busy"]',
+            "routes[0].fallback_on: 'busy' is neither",
+        ),
         ('backends = ["a", "b"]\nstrategy = "random"', "routes[0].strategy"),
         ('backends = ["a", "b"]\nattempt_timeout = 0', "routes[0].attempt_timeout"),
     ],
@@ -57,24 +58,6 @@ def test_a_bad_route_is_refused_naming_the_key(route: str, message: str) -> None
     with pytest.raises(ConfigError) as caught:
         parse_config(BACKENDS + f'[[routes]]\nmodel = "m"\n{route}\n', source="c.toml")
     assert message in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("error", "kind"),
-    [
-        (UpstreamTimeoutError("slow"), "timeout"),
-        (UpstreamUnavailableError("down"), "connect"),
-        (MalformedUpstreamError("garbled"), "malformed"),
-        (UpstreamStatusError("busy", status=503), "5xx"),
-        (UpstreamStatusError("shown as 502", status=502, upstream_status=500), "5xx"),
-        (UpstreamStatusError("slow down", status=429), "429"),
-        (UpstreamStatusError("bad request", status=400), None),
-        (UpstreamStatusError("no such model", status=404), None),
-        (InvalidRequestError("the client's"), None),
-    ],
-)
-def test_which_failures_are_the_backends(error: Exception, kind: str | None) -> None:
-    assert fault_of(error) == kind
 
 
 def test_a_status_in_fallback_on_is_the_upstreams_own() -> None:

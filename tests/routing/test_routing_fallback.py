@@ -2,8 +2,8 @@
 
 For every strategy, the upstream tried first fails (times out, answers 503 or
 429, refuses connections) and the other answers: the client sees one answer
-and the headers say where it came from. A client's 400 and a stream broken
-mid-way are never sent elsewhere.
+and the headers say where it came from. A client's 400 is sent elsewhere only
+when ``fallback_on`` names it; a stream broken mid-way never is.
 """
 
 from __future__ import annotations
@@ -144,6 +144,33 @@ async def test_only_the_configured_failures_fall_back(ups: dict[str, StandIn]) -
         reply = await client.chat.completions.create(model="m", messages=HELLO)
     assert reply.choices[0].message.content == "from b"
     assert len(ups["b"].bodies) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "name", "kind"),
+    [
+        ("400", "4xx", "4xx"),
+        ("400", "400", "4xx"),
+        ("429", "rate_limited", "rate_limited"),
+        ("refused", "unavailable", "unavailable"),
+    ],
+)
+async def test_fallback_on_takes_the_kinds_the_metric_counts(
+    ups: dict[str, StandIn], fault: str, name: str, kind: str
+) -> None:
+    a_url = closed_url() if fault == "refused" else None
+    ups["a"].fault = None if fault == "refused" else fault
+    config = two_backend_config(ups, a_url=a_url, route=f'fallback_on = ["{name}"]\n')
+    async with routed_server(config) as (app, client):
+        raw = await client.chat.completions.with_raw_response.create(model="m", messages=HELLO)
+        root = str(client.base_url).rstrip("/").removesuffix("/v1")
+        found = await scrape(root)
+        health = app[DISPATCHER].health.snapshot()
+    assert raw.parse().choices[0].message.content == "from b"
+    assert raw.headers["x-translator-attempts"] == "a, b"
+    assert found.value("translator_upstream_errors_total", backend="a", kind=kind) == 1
+    # A client's error moves on when asked to, but says nothing of the backend.
+    assert health["a"].failures == (0 if kind == "4xx" else 1)
 
 
 async def test_the_last_failure_reaches_the_client_when_every_upstream_fails(

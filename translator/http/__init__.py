@@ -31,6 +31,10 @@ on the error for the client.
 A whole reply over ``max_reply_bytes`` is not read past that size: it is a
 502 ``upstream_reply_too_large``.
 
+What kind of failure an upstream error is (:func:`failure_of`: ``timeout``,
+``unavailable``, ``5xx``, ...) is one vocabulary for the metrics, the retry
+reasons and routing's ``fallback_on``.
+
 Each attempt, and each retry with its reason, is reported to the request's
 watcher (:mod:`translator.telemetry`) with the URL stripped of user info and
 credentials; the trace headers a watcher gives (``traceparent``) go with the
@@ -45,6 +49,7 @@ a log line also loses anything that looks like a token (``Bearer ...``,
 """
 
 from .client import DEADLINE, IDEMPOTENT_METHODS, BoundClient, HttpClient, HttpPolicy
+from .failures import Failure, failure_of
 from .status import (
     RETRIED_ALWAYS,
     RETRIED_IF_IDEMPOTENT,
@@ -52,7 +57,6 @@ from .status import (
     MessageParser,
     Reply,
     UpstreamDetail,
-    upstream_error_kind,
 )
 
 __all__ = [
@@ -62,10 +66,11 @@ __all__ = [
     "RETRIED_IF_IDEMPOTENT",
     "UPSTREAM_AUTH_CODE",
     "BoundClient",
+    "Failure",
     "HttpClient",
     "HttpPolicy",
     "MessageParser",
     "Reply",
     "UpstreamDetail",
-    "upstream_error_kind",
+    "failure_of",
 ]

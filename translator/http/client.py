@@ -24,9 +24,9 @@ import msgspec
 
 from ..errors import MalformedUpstreamError, UpstreamError, UpstreamStatusError
 from ..telemetry import WATCH, Attempt
+from .failures import failure_of
 from .redact import Redactor
 from .status import MessageParser, Reply, check, parse_retry_after, retried, status_error
-from .status import upstream_error_kind as _kind
 from .transport import timeout_error, transport_error
 
 __all__ = ["DEADLINE", "IDEMPOTENT_METHODS", "BoundClient", "HttpClient", "HttpPolicy"]
@@ -287,7 +287,7 @@ class BoundClient:
                     watched.failed(error)
                 if last or not retryable:
                     raise error from exc
-                await self._pause(number, None, method, url, _kind(error))
+                await self._pause(number, None, method, url, failure_of(error))
                 continue
             status = outcome.status
             if watched is not None:

@@ -21,11 +21,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
-from ..errors import (
-    MalformedUpstreamError,
-    UpstreamStatusError,
-    UpstreamUnavailableError,
-)
+from ..errors import UpstreamStatusError
 from .redact import Redactor
 
 __all__ = [
@@ -39,7 +35,6 @@ __all__ = [
     "parse_retry_after",
     "retried",
     "status_error",
-    "upstream_error_kind",
 ]
 
 log = logging.getLogger("translator.http")
@@ -174,6 +169,7 @@ def _credentials_refused(
         backend=backend,
         error_type="upstream_error",
         code=UPSTREAM_AUTH_CODE,
+        upstream_status=status,
     )
 
 
@@ -194,22 +190,3 @@ def parse_retry_after(value: str) -> float | None:
             return None
         return max(0.0, parsed.timestamp() - time.time())
     return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def upstream_error_kind(error: BaseException) -> str:
-    """What kind of upstream failure ``error`` is, for metrics and retry reasons:
-    ``timeout``, ``unavailable``, ``malformed``, ``auth`` (the translator's
-    credentials refused), ``rate_limited``, ``5xx``, ``4xx``, else ``other``."""
-    if isinstance(error, TimeoutError):
-        return "timeout"
-    if isinstance(error, UpstreamUnavailableError):
-        return "unavailable"
-    if isinstance(error, MalformedUpstreamError):
-        return "malformed"
-    if isinstance(error, UpstreamStatusError):
-        if error.code == UPSTREAM_AUTH_CODE:
-            return "auth"
-        if error.status == 429:
-            return "rate_limited"
-        return "5xx" if error.status >= 500 else "4xx"
-    return "other"

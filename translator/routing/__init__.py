@@ -3,21 +3,21 @@
 - :mod:`.settings`: ``[[routes]]``, ``[routing]`` and ``[rate_limits]``, as structs.
 - :mod:`.table`: model -> route.
 - :mod:`.strategies`: the order a route offers its backends to one request.
-- :mod:`.faults`: which failures are the backend's, and which move on to the next.
+- :mod:`.fallback`: which of a backend's failures move a request on to the next.
 - :mod:`.health`: passive health, cool-down and half-open probes; requests in flight.
 - :mod:`.dispatch`: one request along its route, matrix-aware, with fallback.
 - :mod:`.limits`: per-key requests and tokens per minute, in process or in Redis.
 """
 
 from .dispatch import Dispatcher, Routed, RoutedStream
-from .faults import FallbackPolicy, fault_of
+from .fallback import FALLBACK_NAMES, FallbackPolicy
 from .health import BackendState, Health
 from .limits import Counters, MemoryCounters, RateLimiter, RedisCounters
-from .settings import FALLBACK_CLASSES, HealthSettings, RateLimitSettings, Route, Strategy
+from .settings import HealthSettings, RateLimitSettings, Route, Strategy
 from .table import RouteTable, listed_models
 
 __all__ = [
-    "FALLBACK_CLASSES",
+    "FALLBACK_NAMES",
     "BackendState",
     "Counters",
     "Dispatcher",
@@ -33,6 +33,5 @@ __all__ = [
     "Routed",
     "RoutedStream",
     "Strategy",
-    "fault_of",
     "listed_models",
 ]

@@ -14,9 +14,9 @@ For a route of several backends, before any call:
 3. cooled-down backends are left out while another is available
    (:mod:`~translator.routing.health`); when none is, they are tried anyway.
 
-Then the backends are tried in that order. A backend's failure that the
-route's ``fallback_on`` names (:mod:`~translator.routing.faults`) moves on to
-the next, as long as nothing of the answer has been given to the client: a
+Then the backends are tried in that order. A failure that the route's
+``fallback_on`` names (:mod:`~translator.routing.fallback`) moves on to the
+next, as long as nothing of the answer has been given to the client: a
 whole answer is given only once it succeeded, a stream once its first chunk
 arrived; a stream that fails later is not retried. Any other error, and the
 last backend's failure, goes to the client. The caller's deadline covers
@@ -41,10 +41,11 @@ from typing import TypeVar
 from ..compat import Matrix, Mode, Report
 from ..core import Completion, Stream, Translator
 from ..errors import UnsupportedFieldError, UpstreamTimeoutError
+from ..http import failure_of
 from ..model import ChatChunk, ChatRequest
 from ..openai import decode_request, encode_request
 from ..telemetry import WATCH
-from .faults import FallbackPolicy, fault_of
+from .fallback import FallbackPolicy
 from .health import Health
 from .settings import HealthSettings, Route
 from .strategies import Order, strategy_order
@@ -99,7 +100,7 @@ class RoutedStream:
 
     def failed(self, error: BaseException) -> None:
         """Reading the stream failed with ``error``: a backend's fault counts against it."""
-        if fault_of(error) is not None:
+        if _blames_backend(error):
             self._health.record(self.backend, ok=False)
 
     async def aclose(self) -> None:
@@ -247,10 +248,9 @@ class Dispatcher:
                 watcher = WATCH.get()
                 if watcher is not None and isinstance(exc, Exception):
                     watcher.backend_failed(backend, exc)
-                fault = isinstance(exc, Exception) and fault_of(exc) is not None
-                health.record(backend, ok=False if fault else None)
+                health.record(backend, ok=False if _blames_backend(exc) else None)
                 health.finish(backend)
-                if fault and i + 1 < len(order) and plan.policy.allows(exc):
+                if i + 1 < len(order) and plan.policy.allows(exc):
                     continue
                 raise
             health.record(backend, ok=True)
@@ -322,6 +322,12 @@ class Dispatcher:
         """Whether some plugin adjusts requests (per backend, perhaps)."""
         pm = self.translator.plugin_manager
         return pm is not None and bool(pm.hook.adjust_request.get_hookimpls())
+
+
+def _blames_backend(error: BaseException) -> bool:
+    """Whether ``error`` is the backend's own failure, which counts against its health."""
+    kind = failure_of(error)
+    return kind is not None and kind.blames_backend
 
 
 def _copy(body: bytes) -> ChatRequest:

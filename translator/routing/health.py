@@ -1,7 +1,7 @@
 """Passive health: a backend that keeps failing is left alone for a while.
 
 Every attempt on a backend ends as a success or as one of the backend's own
-failures (:func:`~translator.routing.faults.fault_of`); a client's error
+failures (:attr:`translator.http.Failure.blames_backend`); a client's error
 says nothing of the backend and counts as neither. After ``cooldown_after``
 consecutive failures a backend is *cooled down* for ``cooldown_seconds``:
 routes skip it while another of their backends is available. Once the time

@@ -32,8 +32,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from .fallback import FALLBACK_NAMES, is_fallback_status
+
 __all__ = [
-    "FALLBACK_CLASSES",
     "HealthSettings",
     "RateLimitSettings",
     "Route",
@@ -42,12 +43,6 @@ __all__ = [
 
 Positive = Annotated[int, Meta(gt=0)]
 Seconds = Annotated[float, Meta(gt=0)]
-
-FALLBACK_CLASSES = frozenset({"connect", "timeout", "5xx", "429", "malformed"})
-"""The failure classes ``fallback_on`` may name, besides a status (``"503"``):
-``connect`` (the upstream could not be reached), ``timeout``, ``5xx`` (any
-server error, the upstream refusing the translator's credentials included),
-``429``, ``malformed`` (a reply that could not be understood)."""
 
 
 class Strategy(enum.StrEnum):
@@ -78,7 +73,8 @@ class Route(msgspec.Struct, forbid_unknown_fields=True):
     fallback_on: list[str] = msgspec.field(
         default_factory=lambda: ["connect", "timeout", "5xx", "429"]
     )
-    """The failures after which the next backend is tried; a client's 4xx never is."""
+    """The failures after which the next backend is tried (:mod:`.fallback`): kinds of
+    failure, or the upstream's statuses; a 4xx only when named."""
     attempt_timeout: Seconds | None = None
     """Seconds one attempt may take (within what remains of the request's deadline)."""
     requests_per_minute: Positive | None = None
@@ -111,15 +107,11 @@ class Route(msgspec.Struct, forbid_unknown_fields=True):
             stray = sorted(set(table) - names)
             if stray:
                 return f"{key}: {', '.join(stray)} is not one of the route's backends"
-        bad = [c for c in self.fallback_on if c not in FALLBACK_CLASSES and not _is_status(c)]
+        bad = [n for n in self.fallback_on if n not in FALLBACK_NAMES and not is_fallback_status(n)]
         if bad:
-            known = ", ".join(sorted(FALLBACK_CLASSES))
-            return f"fallback_on: {bad[0]!r} is neither a status (500-599, 429) nor one of {known}"
+            known = ", ".join(sorted(FALLBACK_NAMES))
+            return f"fallback_on: {bad[0]!r} is neither a status (400-599) nor one of {known}"
         return None
-
-
-def _is_status(text: str) -> bool:
-    return text.isdigit() and (500 <= int(text) <= 599 or text == "429")
 
 
 class HealthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

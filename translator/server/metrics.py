@@ -39,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.metrics import MetricWrapperBase
 
 from ..errors import AuthenticationError
+from ..http import Failure
 
 __all__ = [
     "CONTENT_TYPE",
@@ -159,8 +160,7 @@ class Metrics:
         self.upstream_errors = Labelled(
             Counter(
                 "translator_upstream_errors",
-                "Requests that failed at the backend, by kind: timeout, unavailable, malformed, "
-                "auth, rate_limited, 5xx, 4xx, other.",
+                f"Requests that failed at the backend, by kind: {', '.join(Failure)}.",
                 ["backend", "kind"],
                 registry=registry,
             )
@@ -219,7 +219,7 @@ class Metrics:
         self.backend_failures = Labelled(
             Gauge(
                 "translator_backend_consecutive_failures",
-                "A backend's failed attempts in a row (connect, timeout, 5xx, 429, malformed).",
+                "A backend's failed attempts in a row (any kind of failure but 4xx).",
                 ["backend"],
                 multiprocess_mode="livemax",
                 registry=registry,

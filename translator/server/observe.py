@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ..compat import Report, Treatment
 from ..errors import TranslatorError, UnsupportedFieldError, UpstreamError
-from ..http import upstream_error_kind
+from ..http import failure_of
 from ..model import ChatChunk, ChatRequest, ChatResponse, Usage
 from ..telemetry import WATCH
 from ..tokens import estimate_tokens_of_length
@@ -253,7 +253,7 @@ class RequestWatch:
         self.counted = error
         metrics = self.observer.metrics
         if metrics is not None:
-            metrics.upstream_errors(backend, upstream_error_kind(error)).inc()
+            metrics.upstream_errors(backend, failure_of(error)).inc()
 
     def upstream_retry(self, backend: str, reason: str) -> None:
         self.retries += 1
