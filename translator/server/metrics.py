@@ -19,9 +19,9 @@ from __future__ import annotations
 import hmac
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from aiohttp import web
 from prometheus_client import (
@@ -108,135 +108,115 @@ class Labelled(Generic[M]):
         return bound
 
 
+class _Declare:
+    """Declares the metrics of one registry: one call a metric."""
+
+    __slots__ = ("registry",)
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def counter(self, name: str, doc: str, labels: Sequence[str]) -> Labelled[Counter]:
+        """A counter (exposed as ``name_total``)."""
+        return Labelled(Counter(name, doc, labels, registry=self.registry))
+
+    def histogram(self, name: str, doc: str, labels: Sequence[str]) -> Labelled[Histogram]:
+        """A latency histogram, in seconds (:data:`_LATENCY` buckets)."""
+        return Labelled(Histogram(name, doc, labels, buckets=_LATENCY, registry=self.registry))
+
+    def gauge(
+        self, name: str, doc: str, labels: Sequence[str], workers: Literal["livesum", "livemax"]
+    ) -> Labelled[Gauge]:
+        """A gauge; ``workers`` is how several workers' values combine (``livesum``, ...)."""
+        gauge = Gauge(name, doc, labels, multiprocess_mode=workers, registry=self.registry)
+        return Labelled(gauge)
+
+
 class Metrics:
     """Every metric the server keeps, registered in one registry of its own."""
 
     def __init__(self) -> None:
         self.multiprocess = _multiprocess()
         self.registry = registry = CollectorRegistry()
-        self.requests = Labelled(
-            Counter(
-                "translator_requests",
-                "HTTP requests answered, by route, model, backend and status.",
-                ["route", "model", "backend", "status"],
-                registry=registry,
-            )
+        declare = _Declare(registry)
+        self.requests = declare.counter(
+            "translator_requests",
+            "HTTP requests answered, by route, model, backend and status.",
+            ["route", "model", "backend", "status"],
         )
-        self.request_duration = Labelled(
-            Histogram(
-                "translator_request_duration_seconds",
-                "Time from a request's arrival to its last byte (a whole stream included).",
-                ["route", "model", "backend"],
-                buckets=_LATENCY,
-                registry=registry,
-            )
+        self.request_duration = declare.histogram(
+            "translator_request_duration_seconds",
+            "Time from a request's arrival to its last byte (a whole stream included).",
+            ["route", "model", "backend"],
         )
-        self.upstream_duration = Labelled(
-            Histogram(
-                "translator_upstream_request_duration_seconds",
-                "One upstream HTTP attempt, from sending to the status line (or its failure).",
-                ["backend"],
-                buckets=_LATENCY,
-                registry=registry,
-            )
+        self.upstream_duration = declare.histogram(
+            "translator_upstream_request_duration_seconds",
+            "One upstream HTTP attempt, from sending to the status line (or its failure).",
+            ["backend"],
         )
-        self.first_token = Labelled(
-            Histogram(
-                "translator_time_to_first_token_seconds",
-                "Time from a streamed request's arrival to its first chunk.",
-                ["backend", "model"],
-                buckets=_LATENCY,
-                registry=registry,
-            )
+        self.first_token = declare.histogram(
+            "translator_time_to_first_token_seconds",
+            "Time from a streamed request's arrival to its first chunk.",
+            ["backend", "model"],
         )
-        self.tokens = Labelled(
-            Counter(
-                "translator_tokens",
-                "Tokens in (prompt) and out (completion), as reported by the backend or estimated.",
-                ["backend", "model", "direction", "source"],
-                registry=registry,
-            )
+        self.tokens = declare.counter(
+            "translator_tokens",
+            "Tokens in (prompt) and out (completion), as reported by the backend or estimated.",
+            ["backend", "model", "direction", "source"],
         )
-        self.upstream_errors = Labelled(
-            Counter(
-                "translator_upstream_errors",
-                f"Requests that failed at the backend, by kind: {', '.join(Failure)}.",
-                ["backend", "kind"],
-                registry=registry,
-            )
+        self.upstream_errors = declare.counter(
+            "translator_upstream_errors",
+            f"Requests that failed at the backend, by kind: {', '.join(Failure)}.",
+            ["backend", "kind"],
         )
-        self.upstream_retries = Labelled(
-            Counter(
-                "translator_upstream_retries",
-                "Upstream attempts tried again, by reason (a status, or an error kind).",
-                ["backend", "reason"],
-                registry=registry,
-            )
+        self.upstream_retries = declare.counter(
+            "translator_upstream_retries",
+            "Upstream attempts tried again, by reason (a status, or an error kind).",
+            ["backend", "reason"],
         )
-        self.matrix_rejections = Labelled(
-            Counter(
-                "translator_matrix_rejections",
-                "Requests a backend's compatibility matrix refused, by the field at fault.",
-                ["backend", "field"],
-                registry=registry,
-            )
+        self.matrix_rejections = declare.counter(
+            "translator_matrix_rejections",
+            "Requests a backend's compatibility matrix refused, by the field at fault.",
+            ["backend", "field"],
         )
-        self.matrix_actions = Labelled(
-            Counter(
-                "translator_matrix_fields",
-                "Fields the matrix dropped (ignored, relaxed) or emulated, by backend and field.",
-                ["backend", "field", "action"],
-                registry=registry,
-            )
+        self.matrix_actions = declare.counter(
+            "translator_matrix_fields",
+            "Fields the matrix dropped (ignored, relaxed) or emulated, by backend and field.",
+            ["backend", "field", "action"],
         )
-        self.streams = Labelled(
-            Gauge(
-                "translator_streams_in_progress",
-                "Streamed answers being sent right now.",
-                ["backend"],
-                multiprocess_mode="livesum",
-                registry=registry,
-            )
+        self.streams = declare.gauge(
+            "translator_streams_in_progress",
+            "Streamed answers being sent right now.",
+            ["backend"],
+            workers="livesum",
         )
-        self.store_operations = Labelled(
-            Counter(
-                "translator_store_operations",
-                "Store calls (sessions, files) by operation and outcome (ok, error).",
-                ["store", "operation", "outcome"],
-                registry=registry,
-            )
+        self.store_operations = declare.counter(
+            "translator_store_operations",
+            "Store calls (sessions, files) by operation and outcome (ok, error).",
+            ["store", "operation", "outcome"],
         )
-        self.backend_cooled_down = Labelled(
-            Gauge(
-                "translator_backend_cooled_down",
-                "1 while routing passes a backend over after consecutive failures "
-                "(until a probe request succeeds), else 0.",
-                ["backend"],
-                multiprocess_mode="livemax",
-                registry=registry,
-            )
+        self.backend_cooled_down = declare.gauge(
+            "translator_backend_cooled_down",
+            "1 while routing passes a backend over after consecutive failures "
+            "(until a probe request succeeds), else 0.",
+            ["backend"],
+            workers="livemax",
         )
-        self.backend_failures = Labelled(
-            Gauge(
-                "translator_backend_consecutive_failures",
-                "A backend's failed attempts in a row (any kind of failure but 4xx).",
-                ["backend"],
-                multiprocess_mode="livemax",
-                registry=registry,
-            )
+        self.backend_failures = declare.gauge(
+            "translator_backend_consecutive_failures",
+            "A backend's failed attempts in a row (any kind of failure but 4xx).",
+            ["backend"],
+            workers="livemax",
         )
         self.fetched_bytes = Counter(
             "translator_media_fetched_bytes",
             "Bytes the media fetcher read from remote URLs.",
             registry=registry,
         )
-        self.fetch_refusals = Labelled(
-            Counter(
-                "translator_media_fetch_refusals",
-                "Remote URLs the media fetcher refused (refused) or could not fetch (failed).",
-                ["reason"],
-                registry=registry,
-            )
+        self.fetch_refusals = declare.counter(
+            "translator_media_fetch_refusals",
+            "Remote URLs the media fetcher refused (refused) or could not fetch (failed).",
+            ["reason"],
         )
 
     def backend_health(self, backend: str, failures: int, cooled_down: bool) -> None:
