@@ -4,6 +4,12 @@ A backend is small: a name, its compatibility matrix, ``complete``, ``stream``
 (when its matrix supports it) and ``aclose``, plus the two pure halves of its translation
 (``encode_request``, ``decode_response``) that work without any I/O, for
 embedders and benchmarks.
+
+Whom a request is answered for travels with it: the pipeline records the
+caller's scope (``Translator.complete(..., scope=...)``; the server's, one
+per API key) on the request it hands the backend, and the backend reads it
+with :func:`caller_scope` and passes it on, to :meth:`FileSource.read` and to
+any cache it keeps per caller. No scope is ambient.
 """
 
 from __future__ import annotations
@@ -30,8 +36,29 @@ __all__ = [
     "BackendSettings",
     "FileSource",
     "SharedCache",
+    "caller_scope",
     "convert_options",
+    "set_caller_scope",
 ]
+
+_SCOPE = "caller_scope"
+"""The key of the caller's scope in a request's ``__dict__`` (beside the wire fields)."""
+
+
+def caller_scope(request: ChatRequest) -> str | None:
+    """The scope of the caller ``request`` is answered for (the server's: one per API
+    key), or None: a caller who sees every uploaded file."""
+    scope: str | None = request.__dict__.get(_SCOPE)
+    return scope
+
+
+def set_caller_scope(request: ChatRequest, scope: str | None) -> None:
+    """Record whom ``request`` is answered for (the pipeline does, before calling a
+    backend; a test calling a backend itself may)."""
+    if scope is not None:
+        request.__dict__[_SCOPE] = scope
+    else:
+        request.__dict__.pop(_SCOPE, None)
 
 
 class BackendSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -116,8 +143,9 @@ def convert_options(options: Mapping[str, Any], kind: type[_Options], name: str)
 class FileSource(Protocol):
     """Files uploaded through the translator's own ``/v1/files``, as backends see them."""
 
-    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
-        """``(filename, content_type, data)`` of a known file, or None for an unknown id."""
+    async def read(self, file_id: str, *, scope: str | None) -> tuple[str, str, bytes] | None:
+        """``(filename, content_type, data)`` of a file uploaded in ``scope`` (the request's
+        :func:`caller_scope`; None: any), or None for an id unknown there."""
         ...
 
 

@@ -19,6 +19,13 @@ Every request goes through the same steps, in the order the data flows:
 6. **backend**: ``complete``, or ``stream`` natively, or a stream emulated
    here from a whole answer when the matrix does not support ``stream``.
 
+Every step runs for one caller, the ``scope`` given to :meth:`Translator.complete`
+and :meth:`Translator.stream` (the server's: one per API key; None: a single
+tenant). It is passed explicitly, never ambient: the session history is kept
+under it, and the request handed to the backend carries it
+(:func:`~translator.backend.caller_scope`), so that a backend reads uploaded
+files, and caches what it keeps per file, in that scope only.
+
 The answer then echoes the session id (on the response, on every chunk), the
 ``adjust_response`` hooks see a whole response, and the new turn and the
 answer are stored once it succeeds (a stream: once read to the end). A request
@@ -50,7 +57,7 @@ import msgspec
 import pluggy
 from msgspec import UNSET
 
-from .backend import Backend, BackendContext, BackendSettings
+from .backend import Backend, BackendContext, BackendSettings, set_caller_scope
 from .compat import Mode, Report, Treatment
 from .errors import NotFoundError
 from .model import ChatChunk, ChatRequest, ChatResponse
@@ -224,16 +231,17 @@ class Translator:
         body: bytes | ChatRequest,
         backend_name: str,
         mode: Mode | None,
-        session_scope: str | None,
+        scope: str | None,
     ) -> _Call:
-        """Steps 1 to 5, in order: what the backend is called with."""
+        """Steps 1 to 5, in order: what the backend is called with, for ``scope``."""
         backend = self._backends.get(backend_name) or self.backend(backend_name)
         request = self._adjusted(body, backend_name)
+        set_caller_scope(request, scope)
         metadata = read_metadata(request)
         turn = None
         session_id = metadata.session_id
         if session_id is not None and self.sessions is not None and not backend.keeps_sessions:
-            key = session_id if session_scope is None else f"{session_scope}/{session_id}"
+            key = session_id if scope is None else f"{scope}/{session_id}"
             turn = await Turn.begin(self.sessions, key, request, retain=metadata.retain)
         watcher = WATCH.get()
         started = time_ns() if watcher is not None else 0
@@ -280,15 +288,17 @@ class Translator:
         backend_name: str,
         *,
         mode: Mode | None = None,
-        session_scope: str | None = None,
+        scope: str | None = None,
     ) -> Completion:
         """Answer a request as a whole.
 
-        ``session_scope`` keeps the translator's session histories of one
-        caller apart from another's: the same session id in two scopes is two
-        sessions (the server passes one per API key).
+        ``scope`` is the caller's: it keeps one caller's session histories and
+        uploaded files apart from another's. The same session id in two
+        scopes is two sessions, and a file put in one scope is unknown in
+        another (the server passes one per API key). None: one tenant, who
+        sees every file.
         """
-        call = await self._pipeline(body, backend_name, mode, session_scope)
+        call = await self._pipeline(body, backend_name, mode, scope)
         response = await call.backend.complete(call.request)
         self._finish(response, call)
         if call.turn is not None:
@@ -301,11 +311,11 @@ class Translator:
         backend_name: str,
         *,
         mode: Mode | None = None,
-        session_scope: str | None = None,
+        scope: str | None = None,
     ) -> Stream:
-        """Answer a request as a stream of chunks, natively or emulated (``session_scope``
+        """Answer a request as a stream of chunks, natively or emulated (``scope``
         as for :meth:`complete`)."""
-        call = await self._pipeline(body, backend_name, mode, session_scope)
+        call = await self._pipeline(body, backend_name, mode, scope)
         include_usage = call.metadata.include_usage
         if call.backend.matrix.treatment("stream", True) is not Treatment.SUPPORTED:
             # Emulated, or dropped in lenient mode: either way the client asked

@@ -7,8 +7,9 @@ notice. In it:
 - the seam: :class:`Backend`, :class:`BackendFactory`, :class:`BackendSettings`
   (with its helpers ``options_as``, ``http_policy``, ``auth_headers`` and
   ``configure_matrix``), :class:`BackendContext` (``http_for``, ``files``,
-  ``fetcher``, ``cache``), :class:`FileSource`, :class:`SharedCache`, and
-  :data:`hookimpl` to register a factory;
+  ``fetcher``, ``cache``), :class:`FileSource`, :class:`SharedCache`,
+  :func:`caller_scope` (whom a request is answered for: read files and keep
+  per-caller state in that scope), and :data:`hookimpl` to register a factory;
 - the matrix building blocks: :class:`Matrix`, the rule helpers
   (:func:`supported`, :func:`ignored`, :func:`rejected`, :func:`emulated`),
   conditions, and the lists of fields, roles and part types;
@@ -30,6 +31,7 @@ from .backend import (
     BackendSettings,
     FileSource,
     SharedCache,
+    caller_scope,
     convert_options,
 )
 from .compat import (
@@ -288,6 +290,7 @@ __all__ = [
     "WebSearchOptions",
     "When",
     "answer_as_call",
+    "caller_scope",
     "chunks_from_response",
     "convert_options",
     "emulated",

@@ -22,6 +22,7 @@ from translator.plugin_api import (
     Matrix,
     NeedsIOError,
     SSEDecoder,
+    caller_scope,
     encode_request,
     is_file_id,
 )
@@ -115,7 +116,9 @@ class OpenAICompatBackend(Backend):
             return
         assert files is not None
         ids = list(dict.fromkeys(file_id for *_, file_id in found))
-        read = dict(zip(ids, await asyncio.gather(*(files.read(i) for i in ids)), strict=True))
+        scope = caller_scope(request)  # the caller's files only
+        reads = await asyncio.gather(*(files.read(i, scope=scope) for i in ids))
+        read = dict(zip(ids, reads, strict=True))
         messages = list(request.messages)
         copies: dict[int, list[Any]] = {}
         for i, j, part, file_id in found:

@@ -10,6 +10,9 @@ when two requests name it at the same time; the agent's id is remembered.
 With a shared cache in the backend's context (the server's Redis), the id is
 remembered for every process and replica, and the file uploaded once by one
 of them.
+Remembered ids are the caller's: kept per :func:`caller_scope` of the
+request (with API keys, one per key), so that one caller's upload is never
+resolved for another, whatever ids they know.
 When the agent server refuses an execution because it no longer knows a
 remembered file (its id named in a 4xx), that file is uploaded again and the
 execution posted once more, once.
@@ -46,10 +49,10 @@ from translator.plugin_api import (
     UpstreamStatusError,
     UpstreamTimeoutError,
     answer_as_call,
+    caller_scope,
     forced_call,
     is_file_id,
 )
-from translator.stores.files import current_owner
 
 from .answer import timed_out, to_response
 from .matrix import MATRIX
@@ -66,7 +69,7 @@ from .wire import (
 )
 
 _FileKey = tuple[str | None, str]
-"""(the file's owner, our file id): agent ids are cached per owner."""
+"""(the caller's scope, our file id): agent ids are cached per scope."""
 
 __all__ = ["DEFAULT_BASE_URL", "Options", "VlmAgentBackend"]
 
@@ -153,7 +156,7 @@ class VlmAgentBackend(Backend):
         self._files_url = f"{base}/files"
         self._auth: dict[str, str] = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._json_headers = {**self._auth, "Content-Type": "application/json"}
-        # Keyed by (file owner, our id): with API keys, one caller's upload is
+        # Keyed by (caller scope, our id): with API keys, one caller's upload is
         # never resolved for another, whatever ids they know.
         self._agent_files: dict[_FileKey, str] = {}
         self._uploads: dict[_FileKey, asyncio.Future[str | None]] = {}
@@ -166,9 +169,10 @@ class VlmAgentBackend(Backend):
 
     def encode_request(self, request: ChatRequest) -> bytes:
         """The execute body; :class:`NeedsIOError` if a file must be uploaded first."""
+        scope = caller_scope(request)
         if self.files is not None:  # without a file store, no file can need uploading
             for file_id, param in file_ids(request).items():
-                if (current_owner(), file_id) not in self._agent_files and is_file_id(file_id):
+                if (scope, file_id) not in self._agent_files and is_file_id(file_id):
                     raise NeedsIOError(
                         f"The file '{file_id}' must be uploaded to the agent server first.",
                         param=param,
@@ -177,7 +181,7 @@ class VlmAgentBackend(Backend):
         execute = build_execute(
             request,
             model=options.models.get(request.model, options.default_model),
-            agent_files=self._visible(),
+            agent_files=self._visible(scope),
             toolsets=options.toolsets,
             backend=self.name,
         )
@@ -229,11 +233,12 @@ class VlmAgentBackend(Backend):
         self, request: ChatRequest, ids: Mapping[str, str]
     ) -> tuple[Execute, Execution]:
         """Upload the files, post the execution; once more if the agent forgot a file."""
-        execute = await self._build(request, ids)
+        scope = caller_scope(request)
+        execute = await self._build(request, ids, scope)
         try:
             return execute, await self._execute(execute.request)
         except UpstreamStatusError as exc:
-            stale = self._stale(exc, ids)
+            stale = self._stale(exc, ids, scope)
             if not stale:
                 raise
         log.warning(
@@ -241,13 +246,15 @@ class VlmAgentBackend(Backend):
             self.name,
             ", ".join(stale.values()),
         )
-        await self._forget(stale)
-        execute = await self._build(request, ids)
+        await self._forget(stale, scope)
+        execute = await self._build(request, ids, scope)
         return execute, await self._execute(execute.request)
 
-    async def _build(self, request: ChatRequest, ids: Mapping[str, str]) -> Execute:
+    async def _build(
+        self, request: ChatRequest, ids: Mapping[str, str], scope: str | None
+    ) -> Execute:
         """The execute request, once the files it names are on the agent server."""
-        agent_files = await self._resolve(ids)
+        agent_files = await self._resolve(ids, scope)
         return build_execute(
             request,
             model=self.agent_model(request.model),
@@ -313,8 +320,11 @@ class VlmAgentBackend(Backend):
 
     # -- files ---------------------------------------------------------------
 
-    def _stale(self, error: UpstreamStatusError, ids: Mapping[str, str]) -> dict[str, str]:
-        """Our file ids whose cached agent ids ``error`` says the agent server does not know.
+    def _stale(
+        self, error: UpstreamStatusError, ids: Mapping[str, str], scope: str | None
+    ) -> dict[str, str]:
+        """Our file ids (``scope``'s) whose cached agent ids ``error`` says the agent
+        server does not know.
 
         The agent server forgets files (they expire); an execute naming one is
         refused with a 4xx whose message names the file.
@@ -322,43 +332,40 @@ class VlmAgentBackend(Backend):
         if error.status not in _UNKNOWN_FILE_STATUSES:
             return {}
         stale: dict[str, str] = {}
-        owner = current_owner()
         for ours in ids:
-            agent_id = self._agent_files.get((owner, ours))
+            agent_id = self._agent_files.get((scope, ours))
             if agent_id is not None and _names(error.message, agent_id):
                 stale[ours] = agent_id
         return stale
 
-    async def _forget(self, stale: Mapping[str, str]) -> None:
-        """Drop cached agent ids (unless another request has already replaced them)."""
-        owner = current_owner()
+    async def _forget(self, stale: Mapping[str, str], scope: str | None) -> None:
+        """Drop ``scope``'s cached agent ids (unless another request has already
+        replaced them)."""
         for ours, agent_id in stale.items():
-            if self._agent_files.get((owner, ours)) == agent_id:
-                del self._agent_files[owner, ours]
+            if self._agent_files.get((scope, ours)) == agent_id:
+                del self._agent_files[scope, ours]
             if self.shared is not None:
-                await self.shared.forget(self._shared_key((owner, ours)), agent_id)
+                await self.shared.forget(self._shared_key((scope, ours)), agent_id)
 
-    async def _resolve(self, ids: Mapping[str, str]) -> Mapping[str, str]:
-        """Our file ids -> the agent's, uploading what the agent has not seen."""
-        owner = current_owner()
-        todo = [i for i in ids if (owner, i) not in self._agent_files and self.files is not None]
+    async def _resolve(self, ids: Mapping[str, str], scope: str | None) -> Mapping[str, str]:
+        """Our file ids -> the agent's, uploading what the agent has not seen from ``scope``."""
+        todo = [i for i in ids if (scope, i) not in self._agent_files and self.files is not None]
         if todo:
-            await asyncio.gather(*(self._agent_file((owner, i)) for i in todo))
-        return self._visible()
+            await asyncio.gather(*(self._agent_file((scope, i)) for i in todo))
+        return self._visible(scope)
 
-    def _visible(self) -> dict[str, str]:
-        """Our ids -> the agent's, for the files the current caller owns."""
-        owner = current_owner()
-        return {ours: agent for (who, ours), agent in self._agent_files.items() if who == owner}
+    def _visible(self, scope: str | None) -> dict[str, str]:
+        """Our ids -> the agent's, for the files uploaded in ``scope``."""
+        return {ours: agent for (who, ours), agent in self._agent_files.items() if who == scope}
 
     async def _agent_file(self, key: _FileKey) -> str | None:
         """The agent's id for our file ``key``, None when our store does not know it."""
         upload = self._uploads.get(key)
         if upload is None:
             if self.shared is not None:  # one upload across every process
-                made = self.shared.remember(self._shared_key(key), lambda: self._upload(key[1]))
+                made = self.shared.remember(self._shared_key(key), lambda: self._upload(key))
             else:
-                made = self._upload(key[1])
+                made = self._upload(key)
             upload = asyncio.ensure_future(made)
             self._uploads[key] = upload
             upload.add_done_callback(functools.partial(self._uploaded, key))
@@ -372,12 +379,14 @@ class VlmAgentBackend(Backend):
                 self._agent_files[key] = agent_id
 
     def _shared_key(self, key: _FileKey) -> str:
-        owner, ours = key
-        return f"agent-file:{self.name}:{owner or ''}:{ours}"
+        scope, ours = key
+        return f"agent-file:{self.name}:{scope or ''}:{ours}"
 
-    async def _upload(self, file_id: str) -> str | None:
+    async def _upload(self, key: _FileKey) -> str | None:
+        """Upload our file ``key`` (read in its scope) to the agent server: its id there."""
         assert self.files is not None
-        found = await self.files.read(file_id)
+        scope, file_id = key
+        found = await self.files.read(file_id, scope=scope)
         if found is None:
             return None
         filename, content_type, data = found

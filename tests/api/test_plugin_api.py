@@ -57,6 +57,7 @@ OWN = [
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
     "When",
+    "caller_scope",
     "chunks_from_response",
     "convert_options",
     "emulated",

@@ -17,7 +17,13 @@ from translator_plugins.echo import MATRIX as ECHO_MATRIX
 
 from tests.sdk_client import SDK
 from translator import hookimpl
-from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
+from translator.backend import (
+    Backend,
+    BackendContext,
+    BackendFactory,
+    BackendSettings,
+    caller_scope,
+)
 from translator.config import parse_config
 from translator.model import (
     ChatChunk,
@@ -63,7 +69,7 @@ class Recorder(Backend):
                     file_id = part.file.file_id
                 if file_id is not None:
                     assert self.context.files is not None
-                    found = await self.context.files.read(file_id)
+                    found = await self.context.files.read(file_id, scope=caller_scope(request))
                     files.append("missing" if found is None else f"{found[0]}={found[2].decode()}")
         return f"{len(request.messages)} messages; files: {', '.join(files) or 'none'}"
 

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from translator_plugins.echo import EchoBackend
 
 from translator import Translator
+from translator.backend import caller_scope
 from translator.config import parse_config
 from translator.model import ChatRequest, ChatResponse, InputFilePart, UserMessage
 from translator.server import create_app
@@ -225,7 +226,8 @@ class FileReader(EchoBackend):
             for part in message.content
             if isinstance(part, InputFilePart)
         ]
-        found = [await self.files.read(file_id) for file_id in ids]
+        scope = caller_scope(request)  # the caller's files only, as a backend must
+        found = [await self.files.read(file_id, scope=scope) for file_id in ids]
         response.choices[0].message.content = " ".join(
             "missing" if f is None else f[2].decode() for f in found
         )

@@ -172,13 +172,13 @@ class Dispatcher:
         body: bytes | None = None,
         *,
         mode: Mode | None = None,
-        session_scope: str | None = None,
+        scope: str | None = None,
     ) -> Routed:
         """Answer ``chat`` as a whole (``body``: the bytes it was decoded from, if any)."""
         translator = self.translator
 
         def attempt(backend: str, request: ChatRequest) -> Awaitable[Completion]:
-            return translator.complete(request, backend, mode=mode, session_scope=session_scope)
+            return translator.complete(request, backend, mode=mode, scope=scope)
 
         completion, attempts = await self._route(chat, body, mode, attempt)
         self.health.finish(attempts[-1])
@@ -190,15 +190,13 @@ class Dispatcher:
         body: bytes | None = None,
         *,
         mode: Mode | None = None,
-        session_scope: str | None = None,
+        scope: str | None = None,
     ) -> RoutedStream:
         """Start streaming ``chat``: the first chunk is read before the result is returned."""
         translator = self.translator
 
         async def attempt(backend: str, request: ChatRequest) -> tuple[Stream, ChatChunk | None]:
-            stream = await translator.stream(
-                request, backend, mode=mode, session_scope=session_scope
-            )
+            stream = await translator.stream(request, backend, mode=mode, scope=scope)
             try:
                 return stream, await anext(aiter(stream), None)
             except BaseException:

@@ -192,7 +192,7 @@ class ChatHandler:
                 watch.prompt(chat)
         limiter = self.limiter
         if limiter is not None and limiter.applies(route):
-            await limiter.admit(exchange.session_scope, route)
+            await limiter.admit(exchange.scope, route)
         else:
             limiter = None
         mode = self._mode(request)
@@ -203,9 +203,7 @@ class ChatHandler:
             return await self._stream(request, exchange, chat, body, mode, route, limiter)
         try:
             async with asyncio.timeout(self.timeout) as deadline:
-                routed = await self.dispatcher.complete(
-                    chat, body, mode=mode, session_scope=exchange.session_scope
-                )
+                routed = await self.dispatcher.complete(chat, body, mode=mode, scope=exchange.scope)
         except TimeoutError:
             if deadline.expired():
                 raise _deadline_error(self.timeout) from None
@@ -215,7 +213,7 @@ class ChatHandler:
         if watch is not None:
             watch.answered(routed.backend, response)
         if limiter is not None and limiter.counts_tokens(route):
-            await limiter.spend(exchange.session_scope, route, _tokens(response))
+            await limiter.spend(exchange.scope, route, _tokens(response))
         headers = self._report_headers(exchange, routed.report)
         headers[BACKEND_HEADER] = routed.backend
         headers[ATTEMPTS_HEADER] = ", ".join(routed.attempts)
@@ -267,9 +265,7 @@ class ChatHandler:
         when = loop.time() + self.timeout
         try:
             async with asyncio.timeout_at(when) as deadline:
-                routed = await self.dispatcher.stream(
-                    chat, body, mode=mode, session_scope=exchange.session_scope
-                )
+                routed = await self.dispatcher.stream(chat, body, mode=mode, scope=exchange.scope)
         except TimeoutError:
             if deadline.expired():
                 raise _deadline_error(self.timeout) from None
@@ -339,7 +335,7 @@ class ChatHandler:
                 watch.stream_ended()
             await routed.aclose()
             if limiter is not None and tokens is not None:
-                await limiter.spend(exchange.session_scope, route, tokens.total)
+                await limiter.spend(exchange.scope, route, tokens.total)
         return writer.response
 
 

@@ -1,5 +1,8 @@
 """``/v1/files``: what the OpenAI SDK's ``files.create``, ``list``, ``retrieve``,
-``delete`` and ``content`` do, over a :class:`~translator.stores.FileStore`."""
+``delete`` and ``content`` do, over a :class:`~translator.stores.FileStore`.
+
+Each handler passes the store the caller's scope (from its API key, found
+by the edge middleware): with keys, a caller sees only its own uploads."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from ..stores import FileObject, FileStore, FileStoreFullError
 from ..telemetry import store_call
 from .chat import BROKEN_BODY, abandon_body, check_encoding
+from .middleware import EXCHANGE
 
 __all__ = ["PURPOSES", "FileHandlers"]
 
@@ -47,6 +51,11 @@ def _json(obj: msgspec.Struct) -> web.Response:
 
 def _not_found(file_id: str) -> NotFoundError:
     return NotFoundError(f"No such File object: {file_id}", param="id")
+
+
+def _scope(request: web.Request) -> str | None:
+    """The caller's scope: whose files the request may see."""
+    return request[EXCHANGE].scope
 
 
 class FileHandlers:
@@ -95,7 +104,9 @@ class FileHandlers:
             raise InvalidRequestError("Missing required parameter: 'purpose'.", param="purpose")
         filename, content_type, data = upload
         with store_call("files", "put"):
-            stored = await self.store.put(filename, content_type, data, purpose)
+            stored = await self.store.put(
+                filename, content_type, data, purpose, scope=_scope(request)
+            )
         return _json(stored)
 
     async def _parts(
@@ -123,7 +134,7 @@ class FileHandlers:
         """Newest first (``order=asc`` for oldest first), ``after`` an id, ``limit`` at most."""
         query = request.query
         with store_call("files", "list"):
-            files = await self.store.list(query.get("purpose") or None)
+            files = await self.store.list(query.get("purpose") or None, scope=_scope(request))
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
             raise InvalidRequestError(
@@ -149,7 +160,7 @@ class FileHandlers:
     async def retrieve(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         with store_call("files", "get"):
-            found = await self.store.get(file_id)
+            found = await self.store.get(file_id, scope=_scope(request))
         if found is None:
             raise _not_found(file_id)
         return _json(found)
@@ -157,7 +168,7 @@ class FileHandlers:
     async def delete(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         with store_call("files", "delete"):
-            deleted = await self.store.delete(file_id)
+            deleted = await self.store.delete(file_id, scope=_scope(request))
         if not deleted:
             raise _not_found(file_id)
         return _json(FileDeleted(file_id, True))
@@ -165,7 +176,7 @@ class FileHandlers:
     async def content(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         with store_call("files", "read"):
-            found = await self.store.read(file_id)
+            found = await self.store.read(file_id, scope=_scope(request))
         if found is None:
             raise _not_found(file_id)
         filename, content_type, data = found

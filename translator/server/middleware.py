@@ -34,7 +34,6 @@ from ..errors import (
     PayloadTooLargeError,
     TranslatorError,
 )
-from ..stores import file_owner
 from .observe import Exchange, Observer
 
 __all__ = [
@@ -152,7 +151,8 @@ def edge_middleware(
     watches each request (metrics, trace, access log); None: a plain access log."""
     observer = observer or Observer(metrics=None, tracing=None, access_log=True)
     keys = tuple(k.encode() for k in api_keys)
-    # A session scope per key: a short hash, so that neither logs nor stores hold the key.
+    # A caller scope per key (its sessions and files): a short hash, so that neither
+    # logs nor stores hold the key.
     scopes = {key: "key-" + hashlib.sha256(key).hexdigest()[:16] for key in keys}
 
     def caller(header: str | None) -> bytes | None:
@@ -183,9 +183,8 @@ def edge_middleware(
                     raise AuthenticationError(
                         "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."
                     )
-                exchange.session_scope = scopes[key]
-            with file_owner(exchange.session_scope):  # each key sees its own uploads
-                response = await handler(request)
+                exchange.scope = scopes[key]  # the handlers pass it on: sessions, files
+            response = await handler(request)
         except TranslatorError as exc:
             watch.error = exc
             response = error_response(exc)

@@ -98,15 +98,16 @@ class Exchange:
         "model",
         "preparing",
         "request_id",
-        "session_scope",
+        "scope",
         "stream",
         "watch",
     )
 
     def __init__(self, request_id: str, watch: RequestWatch | None = None) -> None:
         self.request_id = request_id
-        self.session_scope: str | None = None
-        """Whose sessions these are: derived from the caller's API key, when keys are asked for."""
+        self.scope: str | None = None
+        """The caller's scope (its sessions and files): derived from its API key, when
+        keys are asked for."""
         self.allow_logging = True
         self.model: str | None = None
         self.backend: str | None = None
@@ -415,7 +416,7 @@ def _log_access(
         logging.INFO,
         "request",
         request_id=exchange.request_id,
-        key=exchange.session_scope,
+        key=exchange.scope,
         method=request.method,
         route=route,
         path=request.path,

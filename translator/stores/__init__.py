@@ -12,7 +12,6 @@ from .files import (
     FileStore,
     FileStoreFullError,
     MemoryFileStore,
-    file_owner,
     is_file_id,
     new_file_id,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "StreamRecorder",
     "Turn",
     "answer_message",
-    "file_owner",
     "is_file_id",
     "merge_history",
     "new_file_id",

@@ -10,27 +10,25 @@ Ids are ``file-`` and 24 hex digits. An id of any other shape is simply not
 found (``None`` / ``False``): it never reaches the file system, and ids that
 belong to someone else (an agent server's own file ids) can be told apart.
 
-Files have an owner: whoever is current (:func:`file_owner`) when one is
-put is recorded with it, and while an owner is current every method sees
-only that owner's files; with none current (the default) every file is
-seen. The server makes the caller's key scope current for each request, so
-that with API keys each caller sees its own uploads, in ``/v1/files`` and
-in the files its chat requests name.
+Files belong to a scope: every method takes the caller's ``scope``
+explicitly. ``put`` records it with the file, and the other methods see
+only that scope's files; with ``scope=None`` every file is seen (and a file
+put so belongs to no one). The server passes the scope of the caller's API
+key, so that with keys each caller sees its own uploads, in ``/v1/files``
+and in the files its chat requests name (the pipeline hands backends the
+same scope on the request: :func:`translator.backend.caller_scope`).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
-import contextvars
 import logging
 import os
 import re
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -44,8 +42,6 @@ __all__ = [
     "FileStore",
     "FileStoreFullError",
     "MemoryFileStore",
-    "current_owner",
-    "file_owner",
     "is_file_id",
     "new_file_id",
 ]
@@ -53,28 +49,11 @@ __all__ = [
 log = logging.getLogger("translator.stores")
 
 _ID = re.compile(r"file-[0-9a-f]{24}")
-_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar("file_owner", default=None)
 
 
-@contextlib.contextmanager
-def file_owner(owner: str | None) -> Iterator[None]:
-    """Within the block (and the tasks it starts), stores keep and see ``owner``'s files only."""
-    token = _OWNER.set(owner)
-    try:
-        yield
-    finally:
-        _OWNER.reset(token)
-
-
-def current_owner() -> str | None:
-    """The owner :func:`file_owner` made current, or None (every file is seen)."""
-    return _OWNER.get()
-
-
-def _sees(owner: str | None) -> bool:
-    """Whether the current owner may see a file kept for ``owner``."""
-    current = _OWNER.get()
-    return current is None or current == owner
+def _sees(scope: str | None, owner: str | None) -> bool:
+    """Whether a caller in ``scope`` may see a file kept for ``owner``."""
+    return scope is None or scope == owner
 
 
 class FileObject(msgspec.Struct):
@@ -107,27 +86,29 @@ def is_file_id(file_id: str) -> bool:
 
 
 class FileStore(abc.ABC):
-    """Where uploaded files live. Unknown or malformed ids, and other owners' files
-    (see :func:`file_owner`), are not found, never an error."""
+    """Where uploaded files live, each in the ``scope`` it was put in. Unknown or
+    malformed ids, and other scopes' files, are not found, never an error."""
 
     @abc.abstractmethod
-    async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
-        """Keep ``data``; raises :class:`FileStoreFullError` when there is no room."""
+    async def put(
+        self, filename: str, content_type: str, data: bytes, purpose: str, *, scope: str | None
+    ) -> FileObject:
+        """Keep ``data`` for ``scope``; raises :class:`FileStoreFullError` when there is no room."""
 
     @abc.abstractmethod
-    async def get(self, file_id: str) -> FileObject | None:
+    async def get(self, file_id: str, *, scope: str | None) -> FileObject | None:
         """The file object, or None."""
 
     @abc.abstractmethod
-    async def list(self, purpose: str | None = None) -> list[FileObject]:
-        """Every file (of ``purpose``, when given), newest first."""
+    async def list(self, purpose: str | None = None, *, scope: str | None) -> list[FileObject]:
+        """Every file ``scope`` sees (of ``purpose``, when given), newest first."""
 
     @abc.abstractmethod
-    async def delete(self, file_id: str) -> bool:
-        """Forget a file; False when there was none."""
+    async def delete(self, file_id: str, *, scope: str | None) -> bool:
+        """Forget a file; False when ``scope`` has none of that id."""
 
     @abc.abstractmethod
-    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
+    async def read(self, file_id: str, *, scope: str | None) -> tuple[str, str, bytes] | None:
         """``(filename, content_type, data)``, or None."""
 
     async def room(self) -> int | None:
@@ -169,40 +150,42 @@ class MemoryFileStore(FileStore):
         # Insertion order is upload order: reversed, it is newest first.
         self._files: dict[str, tuple[FileObject, bytes, str | None]] = {}
 
-    async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
+    async def put(
+        self, filename: str, content_type: str, data: bytes, purpose: str, *, scope: str | None
+    ) -> FileObject:
         _check_room(len(data), self.used, self.max_bytes)
         obj = FileObject(
             new_file_id(), len(data), int(time.time()), filename, purpose, content_type=content_type
         )
-        self._files[obj.id] = (obj, data, _OWNER.get())
+        self._files[obj.id] = (obj, data, scope)
         self.used += len(data)
         return obj
 
-    def _find(self, file_id: str) -> tuple[FileObject, bytes, str | None] | None:
+    def _find(self, file_id: str, scope: str | None) -> tuple[FileObject, bytes, str | None] | None:
         found = self._files.get(file_id)
-        return found if found is not None and _sees(found[2]) else None
+        return found if found is not None and _sees(scope, found[2]) else None
 
-    async def get(self, file_id: str) -> FileObject | None:
-        found = self._find(file_id)
+    async def get(self, file_id: str, *, scope: str | None) -> FileObject | None:
+        found = self._find(file_id, scope)
         return None if found is None else found[0]
 
-    async def list(self, purpose: str | None = None) -> list[FileObject]:
+    async def list(self, purpose: str | None = None, *, scope: str | None) -> list[FileObject]:
         return [
             obj
             for obj, _, owner in reversed(self._files.values())
-            if (purpose is None or obj.purpose == purpose) and _sees(owner)
+            if (purpose is None or obj.purpose == purpose) and _sees(scope, owner)
         ]
 
-    async def delete(self, file_id: str) -> bool:
-        found = self._find(file_id)
+    async def delete(self, file_id: str, *, scope: str | None) -> bool:
+        found = self._find(file_id, scope)
         if found is None:
             return False
         del self._files[file_id]
         self.used -= found[0].bytes
         return True
 
-    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
-        found = self._find(file_id)
+    async def read(self, file_id: str, *, scope: str | None) -> tuple[str, str, bytes] | None:
+        found = self._find(file_id, scope)
         if found is None:
             return None
         obj, data, _ = found
@@ -214,7 +197,7 @@ class MemoryFileStore(FileStore):
 
 class _Record(msgspec.Struct, omit_defaults=True):
     """A metadata file: the file object, the upload time to the nanosecond (for
-    order), and the owner it was put for (never shown to clients)."""
+    order), and the scope it was put for, its owner (never shown to clients)."""
 
     file: FileObject
     created_ns: int
@@ -258,7 +241,9 @@ class DiskFileStore(FileStore):
 
     # -- the interface --------------------------------------------------------
 
-    async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
+    async def put(
+        self, filename: str, content_type: str, data: bytes, purpose: str, *, scope: str | None
+    ) -> FileObject:
         size = len(data)
         async with self._lock:
             used = await self._usage()
@@ -271,7 +256,7 @@ class DiskFileStore(FileStore):
         paths = self._paths(obj.id)
         assert paths is not None
         try:
-            meta = _record_encoder.encode(_Record(obj, ns, _OWNER.get()))
+            meta = _record_encoder.encode(_Record(obj, ns, scope))
             await asyncio.to_thread(self._write, paths, data, meta)
         except BaseException:
             if self._used is not None:
@@ -279,38 +264,38 @@ class DiskFileStore(FileStore):
             raise
         return obj
 
-    async def get(self, file_id: str) -> FileObject | None:
+    async def get(self, file_id: str, *, scope: str | None) -> FileObject | None:
         paths = self._paths(file_id)
         if paths is None:
             return None
         record = await asyncio.to_thread(_load_record, paths[1])
-        return None if record is None or not _sees(record.owner) else record.file
+        return None if record is None or not _sees(scope, record.owner) else record.file
 
-    async def list(self, purpose: str | None = None) -> list[FileObject]:
+    async def list(self, purpose: str | None = None, *, scope: str | None) -> list[FileObject]:
         records = await asyncio.to_thread(_scan, self.directory)
         records.sort(key=lambda r: r.created_ns, reverse=True)
         return [
             r.file
             for r in records
-            if (purpose is None or r.file.purpose == purpose) and _sees(r.owner)
+            if (purpose is None or r.file.purpose == purpose) and _sees(scope, r.owner)
         ]
 
-    async def delete(self, file_id: str) -> bool:
+    async def delete(self, file_id: str, *, scope: str | None) -> bool:
         paths = self._paths(file_id)
         if paths is None:
             return False
-        size = await asyncio.to_thread(_remove, paths, _OWNER.get())
+        size = await asyncio.to_thread(_remove, paths, scope)
         if size is None:
             return False
         if self._used is not None:
             self._used = max(0, self._used - size)
         return True
 
-    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
+    async def read(self, file_id: str, *, scope: str | None) -> tuple[str, str, bytes] | None:
         paths = self._paths(file_id)
         if paths is None:
             return None
-        found = await asyncio.to_thread(_load_both, paths, _OWNER.get())
+        found = await asyncio.to_thread(_load_both, paths, scope)
         if found is None:
             return None
         record, data = found
@@ -371,13 +356,9 @@ def _load_record(path: Path) -> _Record | None:
         return None
 
 
-def _visible(record: _Record | None, owner: str | None) -> bool:
-    return record is not None and (owner is None or record.owner == owner)
-
-
-def _load_both(paths: tuple[Path, Path], owner: str | None) -> tuple[_Record, bytes] | None:
+def _load_both(paths: tuple[Path, Path], scope: str | None) -> tuple[_Record, bytes] | None:
     record = _load_record(paths[1])
-    if record is None or not _visible(record, owner):
+    if record is None or not _sees(scope, record.owner):
         return None
     try:
         return record, paths[0].read_bytes()
@@ -385,11 +366,11 @@ def _load_both(paths: tuple[Path, Path], owner: str | None) -> tuple[_Record, by
         return None
 
 
-def _remove(paths: tuple[Path, Path], owner: str | None) -> int | None:
-    """Remove ``owner``'s file (any, for None), metadata first; its size, or None
+def _remove(paths: tuple[Path, Path], scope: str | None) -> int | None:
+    """Remove ``scope``'s file (any, for None), metadata first; its size, or None
     when it was not there (or is another's)."""
     record = _load_record(paths[1])
-    if owner is not None and not _visible(record, owner):
+    if scope is not None and (record is None or record.owner != scope):
         return None
     try:
         paths[1].unlink()

@@ -1,22 +1,22 @@
 """A per-owner quota over any file store.
 
-With API keys, each key is a file owner (see :func:`~.files.file_owner`), and
-one key's uploads must not fill the store for every other key:
-:class:`QuotaFileStore` wraps any :class:`~.files.FileStore` and refuses (413,
-``file_quota_exceeded``) an upload that would take the current owner past
-``max_bytes`` of content or ``max_files`` files. With no owner current (a
-server without keys) only the wrapped store's own bound applies.
+With API keys, each key's scope owns the files put in it, and one key's
+uploads must not fill the store for every other key: :class:`QuotaFileStore`
+wraps any :class:`~.files.FileStore` and refuses (413, ``file_quota_exceeded``)
+an upload that would take its scope past ``max_bytes`` of content or
+``max_files`` files. An upload with no scope (a server without keys) meets
+only the wrapped store's own bound.
 
-An owner's usage is what the wrapped store lists for that owner, so the
-quota holds across restarts for a store that keeps its files; uploads by one
-owner are checked and put one at a time.
+A scope's usage is what the wrapped store lists for it, so the quota holds
+across restarts for a store that keeps its files; uploads in one scope are
+checked and put one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from .files import FileObject, FileStore, FileStoreFullError, current_owner
+from .files import FileObject, FileStore, FileStoreFullError
 
 __all__ = ["FileQuotaError", "QuotaFileStore", "too_many_bytes", "too_many_files"]
 
@@ -55,31 +55,32 @@ class QuotaFileStore(FileStore):
         self.max_files = max_files
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
-        owner = current_owner()
-        if owner is None:
-            return await self.store.put(filename, content_type, data, purpose)
-        lock = self._locks.setdefault(owner, asyncio.Lock())
+    async def put(
+        self, filename: str, content_type: str, data: bytes, purpose: str, *, scope: str | None
+    ) -> FileObject:
+        if scope is None:
+            return await self.store.put(filename, content_type, data, purpose, scope=None)
+        lock = self._locks.setdefault(scope, asyncio.Lock())
         async with lock:
-            files = await self.store.list()
+            files = await self.store.list(scope=scope)
             used = sum(f.bytes for f in files)
             if len(files) + 1 > self.max_files:
                 raise too_many_files(len(files), self.max_files)
             if used + len(data) > self.max_bytes:
                 raise too_many_bytes(len(data), used, self.max_bytes)
-            return await self.store.put(filename, content_type, data, purpose)
+            return await self.store.put(filename, content_type, data, purpose, scope=scope)
 
-    async def get(self, file_id: str) -> FileObject | None:
-        return await self.store.get(file_id)
+    async def get(self, file_id: str, *, scope: str | None) -> FileObject | None:
+        return await self.store.get(file_id, scope=scope)
 
-    async def list(self, purpose: str | None = None) -> list[FileObject]:
-        return await self.store.list(purpose)
+    async def list(self, purpose: str | None = None, *, scope: str | None) -> list[FileObject]:
+        return await self.store.list(purpose, scope=scope)
 
-    async def delete(self, file_id: str) -> bool:
-        return await self.store.delete(file_id)
+    async def delete(self, file_id: str, *, scope: str | None) -> bool:
+        return await self.store.delete(file_id, scope=scope)
 
-    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
-        return await self.store.read(file_id)
+    async def read(self, file_id: str, *, scope: str | None) -> tuple[str, str, bytes] | None:
+        return await self.store.read(file_id, scope=scope)
 
     async def ping(self) -> None:
         await self.store.ping()

@@ -13,8 +13,8 @@ is gone for every replica at once.
 the bytes of expired files are given back to ``max_bytes`` at the next
 ``put``, and their ids leave the listings as they are next read.
 
-Owners are as for every :class:`~translator.stores.FileStore`
-(:func:`~translator.stores.file_owner`).
+A file's owner is the ``scope`` it was put in, as for every
+:class:`~translator.stores.FileStore`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from .files import (
     _check_room,
     _Record,
     _sees,
-    current_owner,
     is_file_id,
     new_file_id,
 )
@@ -144,17 +143,18 @@ class RedisFileStore(FileStore):
         self.owner_max_files = max_files
         return True
 
-    async def put(self, filename: str, content_type: str, data: bytes, purpose: str) -> FileObject:
+    async def put(
+        self, filename: str, content_type: str, data: bytes, purpose: str, *, scope: str | None
+    ) -> FileObject:
         ns = time.time_ns()
         size = len(data)
         obj = FileObject(
             new_file_id(), size, ns // 1_000_000_000, filename, purpose, content_type=content_type
         )
-        owner = current_owner()
-        meta = _encoder.encode(_Record(obj, ns, owner))
+        meta = _encoder.encode(_Record(obj, ns, scope))
         ttl_ms = 0 if self.ttl is None else max(1, int(self.ttl * 1000))
         limit = _or_none(self.max_bytes)
-        who = owner or ""
+        who = scope or ""
         async with self.link.guard("file"):
             stored, used = await self._put(
                 keys=[
@@ -182,28 +182,27 @@ class RedisFileStore(FileStore):
             _check_room(size, int(used), self.max_bytes)
         return obj
 
-    async def get(self, file_id: str) -> FileObject | None:
+    async def get(self, file_id: str, *, scope: str | None) -> FileObject | None:
         if not is_file_id(file_id):
             return None
         async with self.link.guard("file"):
             meta = cast(bytes | None, await self.link.client.hget(self._file(file_id), "meta"))
         record = _decode(meta)
-        return record.file if record is not None and _sees(record.owner) else None
+        return record.file if record is not None and _sees(scope, record.owner) else None
 
-    async def read(self, file_id: str) -> tuple[str, str, bytes] | None:
+    async def read(self, file_id: str, *, scope: str | None) -> tuple[str, str, bytes] | None:
         if not is_file_id(file_id):
             return None
         async with self.link.guard("file"):
             found = await self.link.client.hmget(self._file(file_id), ["meta", "data"])
         meta, data = cast(list[bytes | None], found)
         record = _decode(meta)
-        if record is None or data is None or not _sees(record.owner):
+        if record is None or data is None or not _sees(scope, record.owner):
             return None
         return record.file.filename, record.file.content_type, data
 
-    async def list(self, purpose: str | None = None) -> list[FileObject]:
-        owner = current_owner()
-        index = self._every if owner is None else self._owned(owner)
+    async def list(self, purpose: str | None = None, *, scope: str | None) -> list[FileObject]:
+        index = self._every if scope is None else self._owned(scope)
         client = self.link.client
         async with self.link.guard("file"):
             ids = [i.decode() for i in cast(list[bytes], await client.zrevrange(index, 0, -1))]
@@ -216,20 +215,19 @@ class RedisFileStore(FileStore):
             gone = [i for i, meta in zip(ids, metas, strict=True) if meta is None]
             if gone:  # expired: out of this listing
                 await client.zrem(index, *gone)
-        records = [r for r in map(_decode, metas) if r is not None and _sees(r.owner)]
+        records = [r for r in map(_decode, metas) if r is not None and _sees(scope, r.owner)]
         records.sort(key=lambda r: r.created_ns, reverse=True)
         return [r.file for r in records if purpose is None or r.file.purpose == purpose]
 
-    async def delete(self, file_id: str) -> bool:
+    async def delete(self, file_id: str, *, scope: str | None) -> bool:
         if not is_file_id(file_id):
             return False
-        owner = current_owner()
         async with self.link.guard("file"):
             size = await self._delete(
                 keys=[self._file(file_id), self._every, self._used, self._sizes, self._owners],
                 args=[
                     file_id,
-                    "*" if owner is None else owner,
+                    "*" if scope is None else scope,
                     self._owned(""),
                     self._owner_bytes(""),
                 ],

@@ -71,7 +71,7 @@ DATA_URI = "data:application/pdf;base64," + base64.b64encode(PDF).decode()
 async def test_a_file_uploaded_here_is_sent_inline(
     upstream: Upstream, store: MemoryFileStore
 ) -> None:
-    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants")
+    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants", scope=None)
     t = translator(upstream, store)
     done = await t.complete(body(file_part(uploaded.id)), "up")
     await t.aclose()
@@ -85,7 +85,7 @@ async def test_a_file_uploaded_here_is_sent_inline(
 async def test_a_filename_the_client_gave_is_kept(
     upstream: Upstream, store: MemoryFileStore
 ) -> None:
-    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants")
+    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants", scope=None)
     t = translator(upstream, store)
     await t.complete(body(file_part(uploaded.id, filename="q3.pdf")), "up")
     await t.aclose()
@@ -106,7 +106,7 @@ async def test_an_id_the_store_does_not_know_is_the_upstreams_own(
 async def test_streaming_sends_the_file_inline_too(
     upstream: Upstream, store: MemoryFileStore
 ) -> None:
-    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants")
+    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants", scope=None)
     upstream.then(upstream.sse(STREAM))
     t = translator(upstream, store)
     stream = await t.stream(body(file_part(uploaded.id), stream=True), "up")
@@ -119,7 +119,7 @@ async def test_streaming_sends_the_file_inline_too(
 async def test_a_session_keeps_the_id_not_the_content(
     upstream: Upstream, store: MemoryFileStore
 ) -> None:
-    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants")
+    uploaded = await store.put("notes.pdf", "application/pdf", PDF, "assistants", scope=None)
     t = translator(upstream, store)
     await t.complete(body(file_part(uploaded.id), session_id="s"), "up")
     assert t.sessions is not None
@@ -136,7 +136,7 @@ async def test_a_session_keeps_the_id_not_the_content(
 async def test_an_input_file_part_the_matrix_lets_through_becomes_a_file_part(
     upstream: Upstream, store: MemoryFileStore
 ) -> None:
-    uploaded = await store.put("clip.mp4", "video/mp4", b"\x00\x00mp4", "assistants")
+    uploaded = await store.put("clip.mp4", "video/mp4", b"\x00\x00mp4", "assistants", scope=None)
     theirs = {"type": "input_file", "file_id": "file-abc"}
     t = translator(upstream, store, "content.input_file")
     await t.complete(body({"type": "input_file", "file_id": uploaded.id}, theirs), "up")
@@ -151,7 +151,7 @@ async def test_an_input_file_part_the_matrix_lets_through_becomes_a_file_part(
 async def test_input_file_is_still_refused_by_default(
     upstream: Upstream, store: MemoryFileStore
 ) -> None:
-    uploaded = await store.put("a.pdf", "application/pdf", PDF, "assistants")
+    uploaded = await store.put("a.pdf", "application/pdf", PDF, "assistants", scope=None)
     t = translator(upstream, store)
     with pytest.raises(UnsupportedFieldError, match="input_file") as caught:
         await t.complete(body({"type": "input_file", "file_id": uploaded.id}), "up")
@@ -163,7 +163,7 @@ async def test_input_file_is_still_refused_by_default(
 async def test_pure_translation_says_a_file_of_ours_needs_io(
     upstream: Upstream, store: MemoryFileStore
 ) -> None:
-    uploaded = await store.put("a.pdf", "application/pdf", PDF, "assistants")
+    uploaded = await store.put("a.pdf", "application/pdf", PDF, "assistants", scope=None)
     t = translator(upstream, store)
     backend = t.backend("up")
     with pytest.raises(NeedsIOError) as caught:

@@ -70,7 +70,7 @@ def request(*parts: dict[str, Any]) -> ChatRequest:
 async def stored_file(context: BackendContext) -> dict[str, Any]:
     """An ``input_file`` part naming a file uploaded to this translator."""
     assert isinstance(context.files, MemoryFileStore)
-    ours = await context.files.put("a.png", "image/png", b"png", "assistants")
+    ours = await context.files.put("a.png", "image/png", b"png", "assistants", scope=None)
     return {"type": "input_file", "file_id": ours.id}
 
 
@@ -242,7 +242,9 @@ async def test_a_file_is_uploaded_as_multipart_then_named_by_the_agents_id(
     context: BackendContext,
 ) -> None:
     assert isinstance(context.files, MemoryFileStore)
-    ours = await context.files.put('my "scan".pdf', "application/pdf", b"%PDF-1.7", "assistants")
+    ours = await context.files.put(
+        'my "scan".pdf', "application/pdf", b"%PDF-1.7", "assistants", scope=None
+    )
     part = {"type": "file", "file": {"file_id": ours.id}}
     backend = make(context)
     with aioresponses() as mocked:
@@ -282,7 +284,7 @@ async def test_a_failed_upload_is_an_error_and_is_tried_again_next_time(
 
 async def test_an_upload_answer_without_an_id_is_malformed(context: BackendContext) -> None:
     assert isinstance(context.files, MemoryFileStore)
-    ours = await context.files.put("a.png", "image/png", b"png", "assistants")
+    ours = await context.files.put("a.png", "image/png", b"png", "assistants", scope=None)
     with aioresponses() as mocked:
         mocked.post(FILES, status=201, payload={"id": None})
         with pytest.raises(MalformedUpstreamError, match="has no id"):

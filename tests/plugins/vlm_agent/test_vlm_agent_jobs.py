@@ -21,7 +21,6 @@ from translator.model import Usage
 from translator.openai import encode_response
 from translator.plugins import get_plugin_manager
 from translator.stores import MemoryFileStore
-from translator.stores.files import file_owner
 
 PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGAAAAAEAAH2"
@@ -197,7 +196,7 @@ async def test_an_uploaded_file_reaches_the_agent_by_its_agent_id_uploaded_once(
 ) -> None:
     fake, _ = agent
     store = MemoryFileStore()
-    ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants")
+    ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants", scope=None)
     translator = make(files=store)
     await translator.complete(body(messages=file_message(ours.id, ours.id)), "vlm-agent")
     await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
@@ -222,19 +221,44 @@ async def test_one_callers_uploaded_file_is_never_resolved_for_another(
 ) -> None:
     fake, _ = agent
     store = MemoryFileStore()
-    with file_owner("alice"):
-        ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants")
+    ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants", scope="alice")
     translator = make(files=store)
-    with file_owner("alice"):
-        await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
-    with file_owner("bob"), pytest.raises(TranslatorError) as refused:
+    await translator.complete(body(messages=file_message(ours.id)), "vlm-agent", scope="alice")
+    with pytest.raises(TranslatorError) as refused:
         # Bob knows the id but not the file: it goes to the agent as the agent's
         # own id, never as Alice's upload, and the agent does not know it.
-        await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
+        await translator.complete(body(messages=file_message(ours.id)), "vlm-agent", scope="bob")
+    assert refused.value.status == 400
     assert ours.id in refused.value.message
     assert len(fake.uploads) == 1
     (alice,) = fake.executed
     assert alice["inputs"] == {"file_1": {"type": "input_file", "file_id": fake.uploads[0].id}}
+
+
+async def test_another_callers_file_is_not_read_for_a_caller_who_names_it_first(
+    agent: tuple[FakeAgentServer, TestServer], make: Make
+) -> None:
+    """Nothing cached yet: Bob's request reads the store in Bob's scope, finds
+    nothing, and so nothing of Alice's is uploaded; Alice's own request, streamed,
+    then uploads it."""
+    fake, _ = agent
+    store = MemoryFileStore()
+    ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants", scope="alice")
+    translator = make(files=store, matrix={"stream": Treatment.EMULATED})
+
+    async def streamed(scope: str) -> str:
+        request = body(messages=file_message(ours.id), stream=True)
+        stream = await translator.stream(request, "vlm-agent", scope=scope)
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    with pytest.raises(TranslatorError) as refused:
+        await streamed("bob")
+    assert refused.value.status == 400
+    assert fake.uploads == []
+    assert fake.executed == []
+
+    assert await streamed("alice") == "Seen 1 input(s). You said: [file_1]"
+    assert [u.data for u in fake.uploads] == [b"\x89PNG-cat"]
 
 
 async def test_concurrent_requests_share_one_upload(
@@ -242,7 +266,7 @@ async def test_concurrent_requests_share_one_upload(
 ) -> None:
     fake, _ = agent
     store = MemoryFileStore()
-    ours = await store.put("clip.mp4", "video/mp4", b"video-bytes", "assistants")
+    ours = await store.put("clip.mp4", "video/mp4", b"video-bytes", "assistants", scope=None)
     translator = make(files=store)
     await asyncio.gather(
         *(translator.complete(body(messages=file_message(ours.id)), "vlm-agent") for _ in range(4))
@@ -285,7 +309,7 @@ async def test_a_file_the_agent_server_forgot_is_uploaded_again(
 ) -> None:
     fake, _ = agent
     store = MemoryFileStore()
-    ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants")
+    ours = await store.put("cat.png", "image/png", b"\x89PNG-cat", "assistants", scope=None)
     translator = make(files=store)
     await translator.complete(body(messages=file_message(ours.id)), "vlm-agent")
     first_upload = fake.uploads[0].id
@@ -309,7 +333,7 @@ async def test_pure_translation_of_a_file_not_yet_uploaded_needs_io(
     agent: tuple[FakeAgentServer, TestServer], make: Make
 ) -> None:
     store = MemoryFileStore()
-    ours = await store.put("a.pdf", "application/pdf", b"%PDF", "assistants")
+    ours = await store.put("a.pdf", "application/pdf", b"%PDF", "assistants", scope=None)
     with pytest.raises(NeedsIOError):
         make(files=store).translate_request(body(messages=file_message(ours.id)), "vlm-agent")
 

@@ -258,7 +258,7 @@ def test_invalid_options_are_a_configuration_error() -> None:
 
 async def test_a_file_of_our_store_needs_an_upload_before_pure_translation() -> None:
     store = MemoryFileStore()
-    ours = await store.put("cat.png", "image/png", b"png", "assistants")
+    ours = await store.put("cat.png", "image/png", b"png", "assistants", scope=None)
     agent = backend(files=store)
     body = {"messages": [{"role": "user", "content": [{"type": "input_file", "file_id": ours.id}]}]}
     with pytest.raises(NeedsIOError) as caught:
