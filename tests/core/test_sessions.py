@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from translator import Translator
-from translator.backend import Backend
+from translator.backend import Backend, caller_scope
 from translator.compat import Matrix, Treatment, emulated, ignored, supported
 from translator.errors import UpstreamError, UpstreamTimeoutError
 from translator.model import (
@@ -31,6 +31,7 @@ from translator.model import (
     Usage,
     UserMessage,
 )
+from translator.openai import decode_request
 from translator.stores import MemorySessionStore, SessionStore
 from translator.streaming import ChunkStream
 from translator.testing import MockBackend
@@ -139,8 +140,8 @@ def translator(backend: RecordingBackend) -> Translator:
     return Translator({"recorder": backend})
 
 
-async def collect(translator: Translator, raw: bytes) -> list[ChatChunk]:
-    stream = await translator.stream(raw, "recorder")
+async def collect(translator: Translator, raw: bytes, scope: str | None = None) -> list[ChatChunk]:
+    stream = await translator.stream(raw, "recorder", scope=scope)
     return [chunk async for chunk in stream]
 
 
@@ -206,6 +207,31 @@ async def test_sessions_do_not_mix(translator: Translator, backend: RecordingBac
     await translator.complete(body([user("for a")], session_id="a"), "recorder")
     await translator.complete(body([user("for b")], session_id="b"), "recorder")
     assert rendered(backend.seen[1]) == ["user: for b"]
+
+
+async def test_one_session_id_in_two_scopes_is_two_sessions(
+    translator: Translator, backend: RecordingBackend
+) -> None:
+    await translator.complete(body([user("alice's")], session_id="s"), "recorder", scope="alice")
+    await translator.complete(body([user("bob's")], session_id="s"), "recorder", scope="bob")
+    chunks = await collect(translator, body([user("again")], session_id="s", stream=True), "bob")
+    assert rendered(backend.seen[1]) == ["user: bob's"]
+    assert rendered(backend.seen[2]) == ["user: bob's", "assistant: answer 2: bob's", "user: again"]
+    assert chunks[0].session_id == "s"  # echoed as the caller sent it
+    # The backend is told whom each request is answered for.
+    assert [caller_scope(r) for r in backend.requests] == ["alice", "bob", "bob"]
+
+
+async def test_a_request_reused_without_a_scope_is_answered_for_no_one(
+    translator: Translator, backend: RecordingBackend
+) -> None:
+    request = decode_request(body([user("hi")]))
+    await translator.complete(request, "recorder", scope="alice")
+    assert backend.requests[-1] is request
+    assert caller_scope(request) == "alice"
+    await translator.complete(request, "recorder")
+    assert backend.requests[-1] is request
+    assert caller_scope(request) is None
 
 
 async def test_no_session_id_means_no_history(
