@@ -28,7 +28,7 @@ from translator.errors import InvalidRequestError, UpstreamStatusError
 from translator.model import ChatChunk, ChatRequest, ChatResponse, TextPart, UserMessage
 from translator.plugins import get_plugin_manager
 from translator.server import TRANSLATOR, create_app, serving
-from translator.server.chat import read_body
+from translator.server.body import read_body
 from translator.streaming import ChunkStream
 
 HELLO = {"model": "echo", "messages": [{"role": "user", "content": "Hello"}]}

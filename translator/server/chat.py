@@ -9,25 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
-from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
+from aiohttp import web
 
-from ..compat import Mode, Report
+from ..compat import Mode
 from ..config import Limits
 from ..core import read_metadata
 from ..errors import (
     InvalidRequestError,
-    PayloadTooLargeError,
     TranslatorError,
     UpstreamTimeoutError,
 )
 from ..http import DEADLINE
 from ..model import ChatChunk, ChatRequest, ChatResponse
 from ..openai import decode_request, encode_response
-from ..routing import Dispatcher, RateLimiter, Route
+from ..routing import Dispatcher, RateLimiter, Route, Routed, RoutedStream
 from ..tokens import estimate_tokens
+from .body import check_content_type, read_body
 from .logs import log_event
 from .middleware import EXCHANGE, REQUEST_ID, Exchange
 from .observe import RequestWatch, route_label
@@ -36,20 +36,15 @@ from .sse import SSEWriter
 __all__ = [
     "ATTEMPTS_HEADER",
     "BACKEND_HEADER",
-    "BROKEN_BODY",
     "COMPAT_HEADER",
-    "CONTENT_ENCODINGS",
     "EMULATED_HEADER",
     "IGNORED_HEADER",
     "ChatHandler",
-    "abandon_body",
-    "broken_body",
-    "check_encoding",
-    "read_body",
-    "unsupported_encoding",
 ]
 
 log = logging.getLogger("translator.server")
+
+T = TypeVar("T")
 
 IGNORED_HEADER = "x-translator-ignored"
 EMULATED_HEADER = "x-translator-emulated"
@@ -58,86 +53,6 @@ COMPAT_HEADER = "x-translator-compat"
 BACKEND_HEADER = "x-translator-backend"
 ATTEMPTS_HEADER = "x-translator-attempts"
 _MODES = {m.value: m for m in Mode}
-
-
-BROKEN_BODY: tuple[type[BaseException], ...] = (
-    asyncio.IncompleteReadError,
-    ConnectionResetError,
-    HttpProcessingError,
-    RequestPayloadError,
-)
-"""What reading a body raises when the client sent less than it announced, went
-away, or sent an encoding that does not decode."""
-
-
-def abandon_body(request: web.Request) -> None:
-    """Give up on a body that cannot be read: marked ended (else aiohttp drains it
-    after the answer, meets the same error and logs it as unhandled), and the
-    connection closed after the answer (its parser is past saving)."""
-    request.content.feed_eof()
-    exchange = request.get(EXCHANGE)
-    if exchange is not None:
-        exchange.close_connection = True
-
-
-def broken_body(request: web.Request) -> InvalidRequestError:
-    """The 400 for a body that could not be read whole (see :func:`abandon_body`)."""
-    abandon_body(request)
-    return InvalidRequestError(
-        "The request body could not be read whole: it ended before its declared length "
-        "or its Content-Encoding does not decode.",
-        code="invalid_body",
-    )
-
-
-CONTENT_ENCODINGS = frozenset({"gzip", "deflate", "identity"})
-"""The request ``Content-Encoding`` s a body may be sent with; any other is a 415."""
-
-
-def unsupported_encoding(encoding: str) -> InvalidRequestError:
-    """The 415 for a request body sent with ``encoding``."""
-    return InvalidRequestError(
-        f"The request's Content-Encoding '{encoding[:64]}' is not supported; "
-        "send the body as is, or with gzip or deflate.",
-        code="unsupported_content_encoding",
-        status=415,
-    )
-
-
-def check_encoding(request: web.Request) -> None:
-    """Refuse (415) a body whose ``Content-Encoding`` this server does not decode:
-    never read such a body as if it were plain."""
-    encoding = request.headers.get(hdrs.CONTENT_ENCODING)
-    if encoding is not None and encoding.strip().lower() not in CONTENT_ENCODINGS:
-        abandon_body(request)
-        raise unsupported_encoding(encoding)
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refused with a 413 past ``limit`` bytes (before reading it, if it says).
-
-    A ``Content-Encoding`` body arrives decoded, so its Content-Length says
-    nothing of its size: it is read in pieces, the limit applied to what it
-    decodes to. A body cut short or badly encoded is a 400, one in an
-    encoding not supported a 415.
-    """
-    check_encoding(request)
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLargeError(
-            f"The request body is {length} bytes; this server accepts at most {limit}."
-        )
-    try:
-        if length is not None and hdrs.CONTENT_ENCODING not in request.headers:
-            return await request.content.readexactly(length) if length else b""
-        body = bytearray()
-        async for piece in request.content.iter_any():
-            body += piece
-            if len(body) > limit:
-                raise PayloadTooLargeError(f"The request body is over the {limit} bytes allowed.")
-    except BROKEN_BODY:
-        raise broken_body(request) from None
-    return bytes(body)
 
 
 def _deadline_error(seconds: float) -> UpstreamTimeoutError:
@@ -165,13 +80,11 @@ class ChatHandler:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The route handler."""
-        if request.content_type != "application/json":
-            raise InvalidRequestError(
-                "The request must be JSON, sent with 'Content-Type: application/json' "
-                f"(got '{request.content_type}').",
-                code="unsupported_media_type",
-                status=415,
-            )
+        check_content_type(
+            request,
+            "application/json",
+            "The request must be JSON, sent with 'Content-Type: application/json'",
+        )
         body = await read_body(request, self.max_body)
         chat = decode_request(body)
         if len(chat.messages) > self.max_messages:
@@ -196,27 +109,22 @@ class ChatHandler:
         else:
             limiter = None
         mode = self._mode(request)
+        when = asyncio.get_running_loop().time() + self.timeout
         # For this request's task: backends' retries never wait past its deadline.
-        DEADLINE.set(asyncio.get_running_loop().time() + self.timeout)
+        DEADLINE.set(when)
         if chat.stream is True:
             exchange.stream = True
-            return await self._stream(request, exchange, chat, body, mode, route, limiter)
-        try:
-            async with asyncio.timeout(self.timeout) as deadline:
-                routed = await self.dispatcher.complete(chat, body, mode=mode, scope=exchange.scope)
-        except TimeoutError:
-            if deadline.expired():
-                raise _deadline_error(self.timeout) from None
-            raise
-        exchange.backend = routed.backend
+            return await self._stream(request, exchange, chat, body, mode, route, limiter, when)
+        routed = await self._by(
+            when,
+            self.dispatcher.complete(chat, body, mode=mode, scope=exchange.scope),
+        )
+        headers = self._routed_headers(exchange, routed)
         response = routed.completion.response
         if watch is not None:
             watch.answered(routed.backend, response)
         if limiter is not None and limiter.counts_tokens(route):
             await limiter.spend(exchange.scope, route, _tokens(response))
-        headers = self._report_headers(exchange, routed.report)
-        headers[BACKEND_HEADER] = routed.backend
-        headers[ATTEMPTS_HEADER] = ", ".join(routed.attempts)
         return web.Response(
             body=encode_response(response), content_type="application/json", headers=headers
         )
@@ -233,11 +141,27 @@ class ChatHandler:
             )
         return mode
 
+    async def _by(self, when: float, call: Awaitable[T]) -> T:
+        """``await call``, ended at the request's deadline ``when`` (its 504)."""
+        try:
+            async with asyncio.timeout_at(when) as deadline:
+                return await call
+        except TimeoutError:
+            if deadline.expired():
+                raise _deadline_error(self.timeout) from None
+            raise
+
     @staticmethod
-    def _report_headers(exchange: Exchange, report: Report) -> dict[str, str]:
+    def _routed_headers(exchange: Exchange, routed: Routed | RoutedStream) -> dict[str, str]:
+        """The headers that say who answered, what was tried and what the matrix did."""
+        exchange.backend = routed.backend
+        headers: dict[str, str] = {
+            BACKEND_HEADER: routed.backend,
+            ATTEMPTS_HEADER: ", ".join(routed.attempts),
+        }
+        report = routed.report
         if not report.actions:
-            return {}
-        headers: dict[str, str] = {}
+            return headers
         dropped = report.header()
         if dropped:
             exchange.ignored = dropped
@@ -256,24 +180,17 @@ class ChatHandler:
         mode: Mode | None,
         route: Route,
         limiter: RateLimiter | None,
+        when: float,
     ) -> web.StreamResponse:
         """Headers go out only once the first chunk is in hand, so that a failure
         before it is a plain HTTP error (or, on a route of several backends, a
         try on the next); a failure after it ends the stream with an SSE error
         event and no ``[DONE]``."""
-        loop = asyncio.get_running_loop()
-        when = loop.time() + self.timeout
-        try:
-            async with asyncio.timeout_at(when) as deadline:
-                routed = await self.dispatcher.stream(chat, body, mode=mode, scope=exchange.scope)
-        except TimeoutError:
-            if deadline.expired():
-                raise _deadline_error(self.timeout) from None
-            raise
-        exchange.backend = routed.backend
-        headers = self._report_headers(exchange, routed.report)
-        headers[BACKEND_HEADER] = routed.backend
-        headers[ATTEMPTS_HEADER] = ", ".join(routed.attempts)
+        routed = await self._by(
+            when,
+            self.dispatcher.stream(chat, body, mode=mode, scope=exchange.scope),
+        )
+        headers = self._routed_headers(exchange, routed)
         headers[REQUEST_ID] = exchange.request_id
         tokens = _StreamTokens() if limiter is not None and limiter.counts_tokens(route) else None
         watch = exchange.watch

@@ -36,7 +36,7 @@ from aiohttp.web_request import BaseRequest
 
 from ..config import ServerSettings
 from ..errors import InvalidRequestError, TranslatorError
-from .chat import unsupported_encoding
+from .body import unsupported_encoding
 from .logs import log_event
 from .middleware import REQUEST_ID, error_response, new_request_id
 

@@ -15,7 +15,7 @@ from aiohttp import BodyPartReader, web
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from ..stores import FileObject, FileStore, FileStoreFullError
 from ..telemetry import store_call
-from .chat import BROKEN_BODY, abandon_body, check_encoding
+from .body import BROKEN_BODY, abandon_body, check_content_type, check_encoding
 from .middleware import EXCHANGE
 
 __all__ = ["PURPOSES", "FileHandlers"]
@@ -67,13 +67,11 @@ class FileHandlers:
 
     async def create(self, request: web.Request) -> web.Response:
         """Multipart upload: a ``file`` part and a ``purpose`` field."""
-        if request.content_type != "multipart/form-data":
-            raise InvalidRequestError(
-                "Upload files as multipart/form-data with 'file' and 'purpose' fields "
-                f"(got '{request.content_type}').",
-                code="unsupported_media_type",
-                status=415,
-            )
+        check_content_type(
+            request,
+            "multipart/form-data",
+            "Upload files as multipart/form-data with 'file' and 'purpose' fields",
+        )
         check_encoding(request)
         length = request.content_length
         if length is not None and length > self.max_bytes + _OVERHEAD:
