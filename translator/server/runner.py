@@ -1,4 +1,5 @@
-"""Running the app on a socket: :func:`serving` for code and tests, :func:`run` for the CLI.
+"""Running the app on a socket: :func:`serving` for code and tests, :func:`run` for the CLI
+(both stop on a signal through :func:`until_stopped`, as each worker does).
 
 Both run aiohttp with handler cancellation on, so a client that disconnects
 cancels its request's backend call at once, and shut down gracefully: in-flight
@@ -15,12 +16,13 @@ plain-text answers instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -30,9 +32,11 @@ from .connections import ConnectionServer
 from .health import READINESS
 from .logs import log_event
 
-__all__ = ["base_url", "drain", "run", "serve_socket", "serving"]
+__all__ = ["base_url", "drain", "run", "serve_socket", "serving", "until_stopped"]
 
 log = logging.getLogger("translator.server")
+
+T = TypeVar("T")
 
 
 def base_url(host: str, port: int) -> str:
@@ -50,17 +54,9 @@ async def serving(
     shutdown_timeout: float = 30.0,
 ) -> AsyncIterator[str]:
     """Serve ``app`` while the block runs; yields the root URL (port 0 picks a free port)."""
-    runner = await _start_runner(app, shutdown_timeout)
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0]
-        yield base_url(host, bound[1])
-    finally:
-        readiness = app.get(READINESS)
-        if readiness is not None:
-            readiness.drain()
-        await runner.cleanup()
+    site = functools.partial(web.TCPSite, host=host, port=port)
+    async with _served(app, site, shutdown_timeout) as runner:
+        yield base_url(host, runner.addresses[0][1])
 
 
 @asynccontextmanager
@@ -68,10 +64,22 @@ async def serve_socket(
     app: web.Application, sock: socket.socket, *, shutdown_timeout: float = 30.0
 ) -> AsyncIterator[None]:
     """Serve ``app`` on a listening socket (shared by the workers of one port)."""
+    async with _served(app, functools.partial(web.SockSite, sock=sock), shutdown_timeout):
+        yield
+
+
+@asynccontextmanager
+async def _served(
+    app: web.Application,
+    site: Callable[[web.AppRunner], web.BaseSite],
+    shutdown_timeout: float,
+) -> AsyncIterator[web.AppRunner]:
+    """Serve ``app`` on ``site`` while the block runs; then ``/ready`` turns to
+    ``draining`` and what is in flight gets ``shutdown_timeout`` seconds."""
     runner = await _start_runner(app, shutdown_timeout)
     try:
-        await web.SockSite(runner, sock).start()
-        yield
+        await site(runner).start()
+        yield runner
     finally:
         readiness = app.get(READINESS)
         if readiness is not None:
@@ -122,18 +130,29 @@ def run(
     the server still answers; then it stops listening and finishes what is in flight.
     """
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with serving(app, host, port, shutdown_timeout=shutdown_timeout) as url:
-            if announce is not None:
-                announce(url)
-            await stop.wait()
-            await drain(app)
+    def serve(app: web.Application) -> AbstractAsyncContextManager[str]:
+        return serving(app, host, port, shutdown_timeout=shutdown_timeout)
 
-    asyncio.run(main())
+    asyncio.run(until_stopped(lambda: app, serve, announce))
+
+
+async def until_stopped(
+    make_app: Callable[[], web.Application],
+    serve: Callable[[web.Application], AbstractAsyncContextManager[T]],
+    started: Callable[[T], None] | None = None,
+) -> None:
+    """Serve the app ``make_app`` builds (in the running loop) with ``serve``, telling
+    ``started`` what it yields, until SIGINT or SIGTERM; then :func:`drain` it and stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    app = make_app()
+    async with serve(app) as served:
+        if started is not None:
+            started(served)
+        await stop.wait()
+        await drain(app)
 
 
 class _Runner(web.AppRunner):

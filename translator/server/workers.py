@@ -25,12 +25,13 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from types import FrameType
 
 from aiohttp import web
 
 from .metrics import MULTIPROC_ENV, prepare_multiprocess, worker_exited
-from .runner import base_url, drain, serve_socket
+from .runner import base_url, serve_socket, until_stopped
 
 __all__ = ["run_workers"]
 
@@ -79,17 +80,10 @@ def run_workers(
 def _worker(
     make_app: Callable[[], web.Application], sock: socket.socket, shutdown_timeout: float
 ) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        app = make_app()
-        async with serve_socket(app, sock, shutdown_timeout=shutdown_timeout):
-            await stop.wait()
-            await drain(app)
+    def serve(app: web.Application) -> AbstractAsyncContextManager[None]:
+        return serve_socket(app, sock, shutdown_timeout=shutdown_timeout)
 
-    asyncio.run(main())
+    asyncio.run(until_stopped(make_app, serve))
     return 0
 
 
