@@ -42,19 +42,12 @@ from translator.model import (
     tag_of,
     unknown_fields,
 )
+from translator.model.replayed import ReplayedRequest
 
 # Fields the model has that the SDK's TypedDicts do not: the VLM agents
 # extensions, ``stream`` (declared on the SDK's streaming/non-streaming
 # subclasses), and ``strict`` on legacy ``functions`` (shared FunctionDefinition).
 EXTENSIONS = {"session_id", "vlmrun", "stream", "functions[].strict"}
-# What clients replay from an earlier answer: accepted, then dropped (model.replayed).
-REPLAYED = {
-    "messages[].annotations",
-    "messages[].reasoning_content",
-    "messages[].reasoning",
-    "messages[].name",
-}
-REPLAYED_NULLS = {"messages[].tool_calls"}
 
 
 def _is_typeddict(tp: object) -> bool:
@@ -162,7 +155,7 @@ def _compare(td: Any, struct: mi.StructType, path: str, problems: list[str]) -> 
             continue
         if _required(hint) != field.required:
             problems.append(f"{where}: required={_required(hint)} in SDK, {field.required} here")
-        if _sdk_nullable(hint) != _model_nullable(field.type) and where not in REPLAYED_NULLS:
+        if _sdk_nullable(hint) != _model_nullable(field.type):
             problems.append(f"{where}: nullable={_sdk_nullable(hint)} in SDK")
         if _sdk_literals(hint) != _model_literals(field.type):
             problems.append(
@@ -179,7 +172,7 @@ def _compare(td: Any, struct: mi.StructType, path: str, problems: list[str]) -> 
             seen |= _compare(inner, paired, f"{where}[]" if many else where, problems)
     for key in fields.keys() - hints.keys():
         where = f"{path}.{key}".lstrip(".")
-        if where not in EXTENSIONS | REPLAYED and key != struct.tag_field:
+        if where not in EXTENSIONS and key != struct.tag_field:
             problems.append(f"{path}.{key}: in the model, unknown to the SDK")
     return seen
 
@@ -229,6 +222,20 @@ def test_model_matches_the_sdk_shapes_all_the_way_down() -> None:
         "tools[].function.strict",
         "web_search_options.user_location.approximate.timezone",
     } <= seen
+
+
+def test_what_clients_replay_is_all_the_request_as_sent_adds_to_the_sdk_shapes() -> None:
+    problems: list[str] = []
+    info = mi.type_info(ReplayedRequest)
+    assert isinstance(info, mi.StructType)
+    _compare(sdk.CompletionCreateParamsBase, info, "", problems)
+    assert sorted(problems) == [
+        "messages[].annotations: in the model, unknown to the SDK",
+        "messages[].name: in the model, unknown to the SDK",
+        "messages[].reasoning: in the model, unknown to the SDK",
+        "messages[].reasoning_content: in the model, unknown to the SDK",
+        "messages[].tool_calls: nullable=False in SDK",
+    ]
 
 
 def test_the_comparison_notices_a_missing_field() -> None:

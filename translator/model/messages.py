@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
 from msgspec import UNSET, UnsetType
 
 from .parts import AssistantPart, TextPart, UserPart
@@ -45,25 +44,24 @@ class AssistantAudio(Strict):
 
 
 class AssistantMessage(MessageBase, tag="assistant"):
-    """An earlier answer; the fields only an answer carries are accepted and dropped
+    """An earlier answer. What a client replays beyond these fields (``annotations``,
+    ``reasoning_content``, ``tool_calls: null``) is taken off when decoding
     (see :mod:`translator.model.replayed`)."""
 
     content: str | list[AssistantPart] | UnsetType | None = UNSET
     refusal: str | UnsetType | None = UNSET
-    tool_calls: list[ToolCall] | UnsetType | None = UNSET
+    tool_calls: list[ToolCall] | UnsetType = UNSET
     function_call: FunctionCall | UnsetType | None = UNSET
     audio: AssistantAudio | UnsetType | None = UNSET
     name: str | UnsetType = UNSET
-    annotations: msgspec.Raw | UnsetType = UNSET
-    reasoning_content: msgspec.Raw | UnsetType = UNSET
-    reasoning: msgspec.Raw | UnsetType = UNSET
 
 
 class ToolMessage(MessageBase, tag="tool"):
+    """A tool's result. A replayed ``name`` is taken off when decoding
+    (see :mod:`translator.model.replayed`)."""
+
     content: str | list[TextPart]
     tool_call_id: str
-    name: str | UnsetType = UNSET
-    """The tool's name, as some clients send it; accepted and dropped."""
 
 
 class FunctionMessage(MessageBase, tag="function"):

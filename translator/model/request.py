@@ -7,6 +7,11 @@ defaults to ``UNSET``: a field the client left out is ``UNSET``, one it sent as
 ``null`` is ``None``. Constraints are the ones OpenAI documents; a violation
 becomes a 400 whose ``param`` is the field's path.
 
+What a client sends that asks for nothing (an empty container, an output
+field replayed from an earlier answer) has no place here, so a request
+without it costs one pass; one with it is decoded as it was sent and settled
+into this model (see :mod:`.replayed`).
+
 Top-level fields this model does not know are kept beside the request (see
 :func:`unknown_fields`) so that a backend's compatibility matrix can decide
 about them.
@@ -55,6 +60,15 @@ Positive = Annotated[int, Meta(ge=1)]
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 MetadataKey = Annotated[str, Meta(max_length=64)]
 MetadataValue = Annotated[str, Meta(max_length=512)]
+
+# Containers a client may send empty, as sent; the model has them non-empty.
+StopList = Annotated[list[str], Meta(max_length=4)]
+Tools = Annotated[list[Tool], Meta(max_length=128)]
+LogitBias = dict[TokenID, Bias]
+MetadataMap = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
+Modalities = list[Literal["text", "audio"]]
+NOT_EMPTY = Meta(min_length=1)
+"""An empty container asks for nothing: it is left out when decoding (see :mod:`.replayed`)."""
 
 
 class JSONSchema(Strict):
@@ -152,14 +166,12 @@ class ChatRequest(Strict, dict=True):
     functions: (
         Annotated[list[FunctionDefinition], Meta(min_length=1, max_length=128)] | UnsetType
     ) = UNSET
-    logit_bias: dict[TokenID, Bias] | UnsetType | None = UNSET
+    logit_bias: Annotated[LogitBias, NOT_EMPTY] | UnsetType | None = UNSET
     logprobs: bool | UnsetType | None = UNSET
     max_completion_tokens: Positive | UnsetType | None = UNSET
     max_tokens: Positive | UnsetType | None = UNSET
-    metadata: (
-        Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)] | UnsetType | None
-    ) = UNSET
-    modalities: list[Literal["text", "audio"]] | UnsetType | None = UNSET
+    metadata: Annotated[MetadataMap, NOT_EMPTY] | UnsetType | None = UNSET
+    modalities: Annotated[Modalities, NOT_EMPTY] | UnsetType | None = UNSET
     moderation: Moderation | UnsetType | None = UNSET
     n: Annotated[int, Meta(ge=1, le=128)] | UnsetType | None = UNSET
     parallel_tool_calls: bool | UnsetType = UNSET
@@ -177,13 +189,13 @@ class ChatRequest(Strict, dict=True):
     service_tier: (
         Literal["auto", "default", "flex", "scale", "priority", "fast"] | UnsetType | None
     ) = UNSET
-    stop: str | Annotated[list[str], Meta(max_length=4)] | UnsetType | None = UNSET
+    stop: str | Annotated[StopList, NOT_EMPTY] | UnsetType | None = UNSET
     store: bool | UnsetType | None = UNSET
     stream: bool | UnsetType | None = UNSET
     stream_options: StreamOptions | UnsetType | None = UNSET
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | UnsetType | None = UNSET
     tool_choice: ToolChoice | UnsetType = UNSET
-    tools: Annotated[list[Tool], Meta(max_length=128)] | UnsetType = UNSET
+    tools: Annotated[Tools, NOT_EMPTY] | UnsetType = UNSET
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | UnsetType | None = UNSET
     top_p: Annotated[float, Meta(ge=0.0, le=1.0)] | UnsetType | None = UNSET
     user: str | UnsetType = UNSET

@@ -1,30 +1,31 @@
 """Decoding OpenAI request bytes into the canonical :class:`ChatRequest`.
 
-The common case is one typed pass. A second, shallow pass (values kept as raw
-JSON) runs only when the body may hold what the typed pass must not see: a
-top-level field the model does not know, set aside for the backend's matrix to
-judge, or a top-level null or empty container, which asks for nothing and is
-left out (see :mod:`translator.model.replayed`, the policy for what clients
-replay). A body that may carry replayed message fields has them taken off and
-kept beside the request for the matrix to report. An unknown key anywhere
-below the top level is refused at its path. The cross-field rules OpenAI
-enforces are checked last, on the decoded request (see :mod:`.rules`).
+The common case is one typed pass into the canonical model. A body it refuses
+is decoded again as a :class:`~translator.model.replayed.ReplayedRequest`,
+the request as clients may send it (the policy for what clients replay is in
+:mod:`translator.model.replayed`), and settled into the canonical request; so
+what clients replay costs nothing when none is sent. When that pass fails too,
+a shallow one (values kept as raw JSON) leaves out top-level nulls and empty
+containers, which ask for nothing, and sets aside top-level fields the model
+does not know for the backend's matrix to judge; without either, the error is
+the client's. An unknown key anywhere below the top level is refused at its
+path. The cross-field rules OpenAI enforces are checked last, on the decoded
+request (see :mod:`.rules`).
 """
 
 from __future__ import annotations
 
 import msgspec
-from msgspec import UNSET
 
 from ..model import ChatRequest, set_unknown_fields
-from ..model.replayed import EMPTY_IS_ABSENT, NULL_IS_ABSENT, take_replayed
-from ..model.request import set_replayed
+from ..model.replayed import EMPTY_IS_ABSENT, NULL_IS_ABSENT, ReplayedRequest, settle
 from .invalid import UNREADABLE, decode_error, key_param, not_utf8
 from .rules import check_rules
 
 __all__ = ["decode_error", "decode_request"]
 
 _decoder = msgspec.json.Decoder(ChatRequest)
+_replayed = msgspec.json.Decoder(ReplayedRequest)
 _shallow = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 _KNOWN = frozenset(ChatRequest.__struct_encode_fields__)
@@ -42,25 +43,31 @@ def decode_request(body: bytes | bytearray | memoryview) -> ChatRequest:
     try:
         request = _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        request = _decode_shallow(body, exc)
+        request = settle(_decode_as_sent(body, exc))
     except UNREADABLE as exc:
         raise decode_error(exc, body) from None
-    # Cheap byte searches say whether an empty container or a replayed field may be there.
-    if b"[]" in body or b"{}" in body:
-        _forget_empty(request)
-    if b"null" in body or b'"annotations"' in body or b'"reasoning' in body or b'"tool"' in body:
-        taken = take_replayed(request.messages)
-        if taken:
-            set_replayed(request, taken)
     check_rules(request)
     return request
 
 
-def _forget_empty(request: ChatRequest) -> None:
-    for name in EMPTY_IS_ABSENT:
-        value = getattr(request, name)
-        if (type(value) is list or type(value) is dict) and not value:
-            setattr(request, name, UNSET)
+def _decode_as_sent(
+    body: bytes | bytearray | memoryview, exc: msgspec.ValidationError
+) -> ReplayedRequest:
+    """Decode a body the canonical model refused (``exc``) as clients may send it."""
+    if not _unknown_key(exc):  # else this pass would stop at the same key
+        try:
+            return _replayed.decode(body)
+        except msgspec.ValidationError as again:
+            exc = again
+        except UNREADABLE as unreadable:
+            raise decode_error(unreadable, body) from None
+    return _decode_shallow(body, exc)
+
+
+def _unknown_key(exc: msgspec.ValidationError) -> bool:
+    """Whether ``exc`` is about a top-level key the model does not know."""
+    text = str(exc)
+    return text.startswith(_UNKNOWN) and " - at `" not in text
 
 
 def _is_nothing(key: str, value: msgspec.Raw) -> bool:
@@ -73,22 +80,22 @@ def _is_nothing(key: str, value: msgspec.Raw) -> bool:
 
 def _decode_shallow(
     body: bytes | bytearray | memoryview, exc: msgspec.ValidationError
-) -> ChatRequest:
+) -> ReplayedRequest:
     """Decode again with top-level fields that ask for nothing left out and unknown ones
     set aside; raise the 400 for ``exc`` when there are none (it is the client's error)."""
     try:
         fields = _shallow.decode(body)
     except UNREADABLE as unreadable:
         # An unknown key names no place; what made the body unreadable does.
-        unknown_key = str(exc).startswith(_UNKNOWN) and " - at `" not in str(exc)
-        raise decode_error(unreadable if unknown_key else exc, body) from None
+        why = unreadable if _unknown_key(exc) else exc
+        raise decode_error(why, body, ReplayedRequest) from None
     known = {k: v for k, v in fields.items() if k in _KNOWN and not _is_nothing(k, v)}
     if len(known) == len(fields):
-        raise decode_error(exc, body)
+        raise decode_error(exc, body, ReplayedRequest)
     try:
-        request = _decoder.decode(_encoder.encode(known))
+        request = _replayed.decode(_encoder.encode(known))
     except UNREADABLE as again:
-        raise decode_error(again, body) from None
+        raise decode_error(again, body, ReplayedRequest) from None
     unknown = {k: v for k, v in fields.items() if k not in _KNOWN}
     for key, value in unknown.items():
         try:
