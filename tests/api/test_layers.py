@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "translator._version",
             "translator.errors",
+            "translator.json_schema",
             "translator.model",
             "translator.telemetry",
             "translator.tokens",
