@@ -20,8 +20,8 @@ def sample(schema: Any, defs: dict[str, Any] | None = None) -> Any:
     if not isinstance(schema, dict):
         return None
     defs = {**(defs or {}), **schema.get("$defs", {})}
-    if "$ref" in schema:
-        return sample(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    if "$ref" in schema:  # one it cannot follow: null
+        return sample(defs.get(schema["$ref"].rsplit("/", 1)[-1]), defs)
     for choice in ("anyOf", "oneOf", "allOf"):
         if schema.get(choice):
             return sample(schema[choice][0], defs)

@@ -14,10 +14,18 @@ be made to call a tool does it this way:
    :attr:`ForcedCall.instruction` for the model, and without the tools.
 3. :func:`answer_as_call` turns the answer into that tool call:
    ``finish_reason: "tool_calls"``, a fresh call id, ``arguments`` as JSON
-   text. An answer that is not a JSON object, or that names no function of
-   the request (or lacks a property the schema requires) is a 502 naming the
-   backend, never a broken call. Streaming: the call is one tool-call delta
-   (see :func:`translator.streaming.chunks_from_response`).
+   text. The answer is checked first, in full, against the function's
+   ``parameters`` (for a choice: that it is ``{"name", "arguments"}`` naming
+   a function of the request, then its arguments against that function's
+   schema); one that does not fit is a 502 naming the backend and saying
+   where and why, never a broken call. Streaming: the call is one tool-call
+   delta (see :func:`translator.streaming.chunks_from_response`), so a stream
+   is checked whole before it starts.
+
+The schemas are compiled when the request is read (:func:`forced_call`), once
+per distinct schema (see :mod:`translator.json_schema`): one that cannot be
+checked against is a 400 at ``tools[i].function.parameters`` before the
+backend is called.
 
 ``parallel_tool_calls: false`` and ``strict: true`` are kept by construction:
 one call, of arguments held to the schema.
@@ -30,7 +38,8 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET
 
-from .errors import MalformedUpstreamError
+from .errors import InvalidRequestError, MalformedUpstreamError
+from .json_schema import SchemaCheck, SchemaError, schema_check
 from .model import (
     ChatRequest,
     ChatResponse,
@@ -56,6 +65,8 @@ class ForcedCall(msgspec.Struct, frozen=True):
     """The function to call, or those among which the answer chooses."""
     schema: msgspec.Raw
     """The JSON schema to hold the backend's answer to."""
+    checks: tuple[SchemaCheck, ...]
+    """Each tool's ``parameters``, compiled: its arguments are checked against it."""
 
     @property
     def chooses(self) -> bool:
@@ -82,37 +93,59 @@ class ForcedCall(msgspec.Struct, frozen=True):
 
 
 def forced_call(request: ChatRequest) -> ForcedCall | None:
-    """The call ``request`` forces (a named function, or ``"required"``), or None."""
+    """The call ``request`` forces (a named function, or ``"required"``), or None.
+
+    Raises :class:`InvalidRequestError` (400) for a forced function whose
+    ``parameters`` cannot be checked against.
+    """
     choice = request.tool_choice
     tools = request.tools
     if choice is UNSET or tools is UNSET or not tools:
         return None
-    functions = tuple(t for t in tools if isinstance(t, FunctionTool))
+    functions = [(k, t) for k, t in enumerate(tools) if isinstance(t, FunctionTool)]
     if isinstance(choice, NamedFunctionChoice):
-        named = tuple(t for t in functions if t.function.name == choice.function.name)
-        return _single(named[0]) if named else None
+        wanted = choice.function.name
+        named = next(((k, t) for k, t in functions if t.function.name == wanted), None)
+        return None if named is None else _single(*named)
     if choice != "required" or not functions:
         return None
     if len(functions) == 1:
-        return _single(functions[0])
+        return _single(*functions[0])
+    schemas = [_parameters(t) for _, t in functions]
+    checks = tuple(_check(k, t, schema) for (k, t), schema in zip(functions, schemas, strict=True))
     options = b",".join(
         b'{"type":"object","properties":{"name":{"type":"string","enum":'
         + _encode([t.function.name])
         + b'},"arguments":'
-        + _parameters(t)
+        + schema
         + b'},"required":["name","arguments"]}'
-        for t in functions
+        for (_, t), schema in zip(functions, schemas, strict=True)
     )
-    return ForcedCall(functions, msgspec.Raw(b'{"anyOf":[' + options + b"]}"))
+    chosen = tuple(t for _, t in functions)
+    return ForcedCall(chosen, msgspec.Raw(b'{"anyOf":[' + options + b"]}"), checks)
 
 
-def _single(tool: FunctionTool) -> ForcedCall:
-    return ForcedCall((tool,), msgspec.Raw(_parameters(tool)))
+def _single(k: int, tool: FunctionTool) -> ForcedCall:
+    schema = _parameters(tool)
+    return ForcedCall((tool,), msgspec.Raw(schema), (_check(k, tool, schema),))
 
 
 def _parameters(tool: FunctionTool) -> bytes:
     parameters = tool.function.parameters
     return ANY_OBJECT if parameters is UNSET else bytes(parameters)
+
+
+def _check(k: int, tool: FunctionTool, schema: bytes) -> SchemaCheck:
+    """The compiled ``schema`` of ``tools[k]``; a 400 there if it cannot be."""
+    try:
+        return schema_check(schema)
+    except SchemaError as exc:
+        name = tool.function.name
+        raise InvalidRequestError(
+            f"Invalid schema for function '{name}': {exc}",
+            param=f"tools[{k}].function.parameters",
+            code="invalid_function_parameters",
+        ) from None
 
 
 def answer_as_call(response: ChatResponse, forced: ForcedCall, backend: str) -> ChatResponse:
@@ -135,32 +168,28 @@ def _call_of(text: str, forced: ForcedCall, backend: str) -> tuple[str, str]:
         value: Any = _decode(text)
     except msgspec.DecodeError:
         raise _not_a_call(backend, forced, "it is not JSON") from None
+    except RecursionError:
+        raise _not_a_call(backend, forced, "it is nested too deeply to be read") from None
     if not isinstance(value, dict):
         raise _not_a_call(backend, forced, "it is not a JSON object")
     if forced.chooses:
-        names = {t.function.name: t for t in forced.tools}
-        tool = names.get(value.get("name"))  # type: ignore[arg-type]
-        arguments = value.get("arguments")
-        if tool is None or not isinstance(arguments, dict):
+        name = value.get("name")
+        index = next((i for i, t in enumerate(forced.tools) if t.function.name == name), None)
+        if index is None:
             raise _not_a_call(backend, forced, "it names no function of the request")
-        _check_required(arguments, tool, backend, forced)
-        return tool.function.name, _encode(arguments).decode()
-    tool = forced.tools[0]
-    _check_required(value, tool, backend, forced)
-    return tool.function.name, text.strip()
+        arguments = value.get("arguments")
+        if not isinstance(arguments, dict):
+            raise _not_a_call(backend, forced, "$.arguments is not a JSON object")
+        _hold(forced.checks[index], arguments, "$.arguments", backend, forced)
+        return forced.tools[index].function.name, _encode(arguments).decode()
+    _hold(forced.checks[0], value, "$", backend, forced)
+    return forced.tools[0].function.name, text.strip()
 
 
-def _check_required(
-    arguments: dict[str, Any], tool: FunctionTool, backend: str, forced: ForcedCall
-) -> None:
-    parameters = tool.function.parameters
-    if parameters is UNSET:
-        return
-    schema = _decode(parameters)
-    required = schema.get("required") if isinstance(schema, dict) else None
-    missing = [k for k in required or () if k not in arguments]
-    if missing:
-        raise _not_a_call(backend, forced, f"it lacks {', '.join(map(repr, missing))}")
+def _hold(check: SchemaCheck, value: Any, at: str, backend: str, forced: ForcedCall) -> None:
+    wrong = check(value, at=at)
+    if wrong is not None:
+        raise _not_a_call(backend, forced, wrong)
 
 
 def _not_a_call(backend: str, forced: ForcedCall, why: str) -> MalformedUpstreamError:

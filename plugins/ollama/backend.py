@@ -114,6 +114,8 @@ class OllamaBackend(Backend):
         return {param: data for (param, _), data in zip(remote, results, strict=True)}
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        # Read first: a forced call's schema that cannot be checked is a 400 before any I/O.
+        forced = forced_call(request) if request.tool_choice is not UNSET else None
         body = await self._body(request, stream=False)
         # /api/chat creates nothing (the translator keeps sessions): safe to repeat.
         reply = await self._http.send(
@@ -121,12 +123,12 @@ class OllamaBackend(Backend):
         )
         self._http.check(reply, error_message)
         response = self.decode_response(reply.body, model=request.model)
-        forced = forced_call(request) if request.tool_choice is not UNSET else None
         return response if forced is None else answer_as_call(response, forced, self.name)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         if request.tool_choice is not UNSET and forced_call(request) is not None:
-            # A forced call is one JSON answer, checked whole: the call is one delta.
+            # A forced call is one JSON answer, checked whole against its schema
+            # before the stream starts: the call is one delta.
             answer = await self.complete(request)
             for chunk in chunks_from_response(answer, include_usage=request.wants_usage):
                 yield chunk

@@ -85,12 +85,12 @@ ROWS = (
     emulated(
         "tool_choice.required",
         "Ollama cannot be made to call a tool: its answer is held to a schema choosing one "
-        "of the tools and comes back as that call",
+        "of the tools, checked against it, and comes back as that call",
     ),
     emulated(
         "tool_choice.function",
         "Ollama cannot be made to call a given tool: its answer is held to the tool's "
-        "parameters (format) and comes back as the call",
+        "parameters (format), checked against them, and comes back as the call",
     ),
     rejected("tool_choice.custom", "Ollama has no custom tools"),
     rejected("tool_choice.allowed_tools", "Ollama cannot restrict tools per request"),

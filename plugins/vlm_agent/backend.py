@@ -201,6 +201,8 @@ class VlmAgentBackend(Backend):
     # -- the job -------------------------------------------------------------
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        # Read first: a forced call's schema that cannot be checked is a 400 before any upload.
+        forced = forced_call(request) if request.tools is not UNSET else None
         progress = _Progress()
         ids = file_ids(request)
         try:
@@ -219,7 +221,6 @@ class VlmAgentBackend(Backend):
                 f"The {self.name} backend did not accept the execution within {self.deadline:g}s.",
                 backend=self.name,
             ) from None
-        forced = forced_call(request) if request.tools is not UNSET else None
         response = to_response(
             execution,
             model=request.model,

@@ -34,8 +34,8 @@ _NO_TOOLS: Final = "the agent runs its own tools; it cannot call client-defined 
 _NOTHING: Final = "null asks for nothing"
 _FORCED: Final = (
     "a forced call (a named function, or required) is run as a config.json_schema job "
-    "and its answer returned as the call; with auto or no tool_choice the agent cannot "
-    "decide to call a client's tool, so tools are refused"
+    "and its answer, checked against the schema, returned as the call; with auto or no "
+    "tool_choice the agent cannot decide to call a client's tool, so tools are refused"
 )
 _NO_PENALTY: Final = "null or 0 asks for no penalty, which is how the agent answers"
 
