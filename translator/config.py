@@ -152,7 +152,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str | None = None
     """Where the ``local`` stores keep files and sessions; unset, :func:`default_data_dir`."""
     max_line_size: Positive = 8 * 1024
-    """Longest request line (method, path and query) in bytes; longer is a 431."""
+    """Longest request line (method, path and query) in bytes; longer is a 414."""
     max_field_size: Positive = 8 * 1024
     """Longest header name or value in bytes; longer is a 431."""
     max_header_bytes: Positive = 32 * 1024

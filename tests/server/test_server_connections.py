@@ -4,6 +4,7 @@ clients, idle connections, the number of connections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import time
@@ -93,6 +94,110 @@ async def test_a_body_far_larger_than_the_head_limit_is_not_counted_as_head(root
         assert answer is not None
         assert answer.status == 200
     await client.close()
+
+
+# -- the request line ------------------------------------------------------------------
+
+
+def get(target: str, fields: str = "") -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: t\r\n{fields}\r\n".encode()
+
+
+def target_of(line_bytes: int) -> str:
+    """A ``/v1/models`` target whose request line (``GET <target> HTTP/1.1``) is that long."""
+    return "/v1/models?q=" + "x" * (line_bytes - len("GET /v1/models?q= HTTP/1.1"))
+
+
+def upload(name: str) -> bytes:
+    """A whole ``POST /v1/files`` request: handling it leaves a file behind."""
+    body = (
+        '--xx\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        f'--xx\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: text/plain\r\n\r\nhello\r\n--xx--\r\n"
+    ).encode()
+    head = (
+        "POST /v1/files HTTP/1.1\r\nHost: t\r\n"
+        f"Content-Type: multipart/form-data; boundary=xx\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def uploaded(root: str) -> list[str]:
+    """The names of the files the server holds, asked on a connection of its own."""
+    client = await RawClient.connect(root)
+    await client.send(get("/v1/files"))
+    answer = await client.answer()
+    await client.close()
+    assert answer is not None
+    assert answer.status == 200
+    return [f["filename"] for f in answer.json()["data"]]
+
+
+@pytest.mark.parametrize("limits", [{}, {"max_line_size": 1000}, {"max_line_size": 20000}])
+@pytest.mark.parametrize("over", [1, 7, 5000])
+async def test_a_request_line_over_the_limit_is_a_414(limits: dict[str, int], over: int) -> None:
+    limit = limits.get("max_line_size", 8192)
+    async with serving(create_app(parse_config(quick(**limits)))) as root:
+        client = await RawClient.connect(root)
+        await client.send(get(target_of(limit)))
+        within = await client.answer()
+        assert within is not None
+        assert within.status == 200  # exactly at the limit: served, and the connection kept
+        await client.send(get(target_of(limit + over)))
+        answer = await client.answer()
+        assert answer is not None
+        assert answer.status == 414
+        assert answer.headers["x-request-id"].startswith("req_")
+        error = answer.error()
+        assert error["code"] == "uri_too_long"
+        assert f"{limit} bytes" in error["message"]
+        assert "xxxx" not in error["message"]  # the target itself is never echoed
+        assert await client.closed()
+        await client.close()
+
+
+async def test_a_request_line_that_never_ends_is_a_414_once_past_the_limit(root: str) -> None:
+    client = await RawClient.connect(root)
+    await client.send(b"GET /v1/models?q=")
+    for _ in range(6):  # 12 KB, and never a line end
+        with contextlib.suppress(ConnectionError):
+            await client.send(b"y" * 2000)
+        await asyncio.sleep(0.01)
+    answer = await client.answer()
+    assert answer is not None
+    assert answer.status == 414
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("refused", "status"),
+    [
+        (get(target_of(8193)), 414),  # parsed whole, then refused
+        (get(target_of(12000)), 414),  # refused by the parser mid-line
+        (get("/v1/models", f"X-Big: {'a' * 9000}\r\n"), 431),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    ],
+    ids=["line-parsed", "line-unparsed", "field", "garbage"],
+)
+async def test_nothing_pipelined_behind_a_refused_request_is_handled(
+    root: str, refused: bytes, status: int
+) -> None:
+    client = await RawClient.connect(root)
+    await client.send(refused + upload("behind.txt") + get("/v1/models"))
+    answer = await client.answer()
+    assert answer is not None
+    assert answer.status == status
+    assert await client.closed()  # no second answer: the connection ends after the refusal
+    await client.close()
+    assert await uploaded(root) == []
+    # The same upload on its own is handled: it was not refused for what it is.
+    client = await RawClient.connect(root)
+    await client.send(upload("alone.txt"))
+    answer = await client.answer()
+    assert answer is not None
+    assert answer.status == 200
+    await client.close()
+    assert await uploaded(root) == ["alone.txt"]
 
 
 # -- slow clients ----------------------------------------------------------------------

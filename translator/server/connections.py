@@ -16,10 +16,12 @@
 - At most ``max_connections`` are open; one more is answered 503 with
   ``Retry-After`` and closed.
 
-What aiohttp's parser refuses (a header over ``max_field_size``, a request
-line over ``max_line_size``, bytes that are no HTTP) is answered with an
-OpenAI error body too, logged as one WARNING line without a traceback. Every
-such answer closes the connection.
+A request line (method, path and query) over ``max_line_size`` bytes is a
+414. What aiohttp's parser refuses (a header over ``max_field_size``, bytes
+that are no HTTP) is answered with an OpenAI error body too, logged as one
+WARNING line without a traceback. Every such answer closes the connection,
+and nothing sent after the refused request is read: a request pipelined
+behind it is never answered.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadStatusLine, ContentEncodingError, LineTooLong
+from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
@@ -55,6 +58,11 @@ class SlowClientError(InvalidRequestError, TimeoutError):
 class HeadTooLargeError(InvalidRequestError):
     status = 431
     default_code = "header_too_large"
+
+
+class UriTooLongError(InvalidRequestError):
+    status = 414
+    default_code = "uri_too_long"
 
 
 class ConnectionServer(web.Server):
@@ -83,6 +91,9 @@ class Connection(RequestHandler):
         "_head_timer",
         "_idle_timer",
         "_limits",
+        "_line",
+        "_line_cap",
+        "_line_limit",
         "_refused",
         "_settings",
     )
@@ -96,12 +107,21 @@ class Connection(RequestHandler):
         max_field_size: int = 8190,
         **kwargs: Any,
     ) -> None:
+        # The parser's own line limit is set apart from the field limit, so that its
+        # LineTooLong tells a request line from a header by the limit it names; a
+        # request line between the two is refused once parsed (_line_too_long).
+        parser_line = max(max_line_size, max_field_size) + 1
         super().__init__(
-            manager, max_line_size=max_line_size, max_field_size=max_field_size, **kwargs
+            manager, max_line_size=parser_line, max_field_size=max_field_size, **kwargs
         )
         self._settings = settings
-        self._limits = (max_line_size, max_field_size)
-        """Kept here: aiohttp before 3.12 does not keep them on the handler."""
+        self._line_limit = max_line_size
+        self._line_cap = parser_line - 1
+        """Unfinished past this, a line is too long whether it is the request line or a header."""
+        self._line = 0
+        """Bytes of the request line so far, while it is unfinished; -1 once it ended."""
+        self._limits = (parser_line, max_field_size)
+        """The parser's; kept here: aiohttp before 3.12 does not keep them on the handler."""
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None
@@ -150,17 +170,20 @@ class Connection(RequestHandler):
             self._body_last = self._loop.time()
         super().data_received(data)
         if self._request_count != count:
-            self._message_arrived()
+            self._message_arrived(self._request_count - count)
         elif body is None:
-            self._head_received(len(data))
+            self._head_received(data)
         elif body.is_eof():  # the rest of this piece, if any, is not counted: at most one read
             self._body = None
 
-    def _head_received(self, size: int) -> None:
-        """``size`` more bytes of a head not yet complete."""
+    def _head_received(self, data: bytes) -> None:
+        """``data``: more of a head not yet complete."""
+        size = len(data)
         self._head_bytes += size
         limit = self._settings.max_header_bytes
-        if self._head_bytes > limit:
+        if self._line >= 0 and self._line_unfinished(data):
+            self._refuse(self._uri_too_long())
+        elif self._head_bytes > limit:
             self._refuse(
                 HeadTooLargeError(
                     f"The request head (request line and headers) is over the {limit} bytes "
@@ -171,17 +194,41 @@ class Connection(RequestHandler):
             when = self._loop.time() + self._settings.header_timeout
             self._head_timer = self._loop.call_at(when, self._head_late)
 
-    def _message_arrived(self) -> None:
+    def _line_unfinished(self, data: bytes) -> bool:
+        """Whether the request line, still unfinished after ``data``, is too long already.
+
+        Counted from the read after the last request arrived: a request
+        pipelined in that read is counted from its next read, and a header
+        line can be taken for its request line; past :attr:`_line_cap` either
+        is too long, so nothing within the limits is refused for it.
+        """
+        if b"\n" in data:
+            self._line = -1
+            return False
+        self._line += len(data)
+        return self._line > self._line_cap
+
+    def _message_arrived(self, new: int) -> None:
+        """``new`` requests were parsed from the last read (more than one when pipelined)."""
         self._head_bytes = 0
+        self._line = 0
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        if not self._messages:
+        messages = self._messages
+        for i in range(max(0, len(messages) - new), len(messages)):
+            message = messages[i][0]
+            if not isinstance(message, _ErrInfo):  # else the parser refused it
+                if not self._line_too_long(message):
+                    continue
+                messages[i] = (_as_message(self._uri_too_long()), EMPTY_PAYLOAD)
+            self._refused = True  # read no more, and answer nothing pipelined behind it
+            while len(messages) > i + 1:
+                messages.pop()
             return
-        message, payload = self._messages[-1]
-        if isinstance(message, _ErrInfo):  # the parser refused the request: read no more
-            self._refused = True
+        if not messages:
             return
+        message, payload = messages[-1]
         if payload is EMPTY_PAYLOAD or payload.is_eof():
             self._body = None
             return
@@ -191,6 +238,18 @@ class Connection(RequestHandler):
         if self._body_timer is None:
             when = self._body_started + self._settings.body_timeout
             self._body_timer = self._loop.call_at(when, self._body_check)
+
+    def _line_too_long(self, message: RawRequestMessage) -> bool:
+        """Whether a parsed request's line (``GET /path?query HTTP/1.1``) is over the limit."""
+        path: str = message.path
+        size = len(path) if path.isascii() else len(path.encode("utf-8", "surrogateescape"))
+        return len(message.method) + size + _LINE_EXTRA > self._line_limit
+
+    def _uri_too_long(self) -> UriTooLongError:
+        return UriTooLongError(
+            f"The request line (method, path and query) is over the {self._line_limit} bytes "
+            "this server accepts."
+        )
 
     def _head_late(self) -> None:
         self._head_timer = None
@@ -231,7 +290,7 @@ class Connection(RequestHandler):
         """Answer ``error`` in place of the request being read, then close."""
         self._refused = True
         self._cancel_timers()
-        self._messages.append((_ErrInfo(status=error.status, exc=error, message=""), EMPTY_PAYLOAD))
+        self._messages.append((_as_message(error), EMPTY_PAYLOAD))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -260,7 +319,9 @@ class Connection(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        error = _low_level_error(status, exc, *self._limits)
+        if isinstance(exc, LineTooLong) and _limit_named(exc) == self._limits[0]:
+            exc = self._uri_too_long()
+        error = _low_level_error(status, exc, self._limits[1])
         rid = new_request_id()
         if status >= 500:
             self.log_exception("error handling request request_id=%s", rid, exc_info=exc)
@@ -283,9 +344,7 @@ class Connection(RequestHandler):
         return response
 
 
-def _low_level_error(
-    status: int, exc: BaseException | None, line: int, field: int
-) -> TranslatorError:
+def _low_level_error(status: int, exc: BaseException | None, field: int) -> TranslatorError:
     if isinstance(exc, TranslatorError):
         return exc
     if status >= 500:
@@ -295,8 +354,8 @@ def _low_level_error(
     if isinstance(exc, LineTooLong):
         # Not the parser's message: it quotes the header, which may hold a key.
         return HeadTooLargeError(
-            f"The request line or a header is too long: this server accepts request lines of "
-            f"at most {line} bytes and header names and values of at most {field}.",
+            f"A header is too long: this server accepts header names and values of at "
+            f"most {field} bytes.",
         )
     # Not the parser's message either: its wording is aiohttp's, and changes.
     return InvalidRequestError(
@@ -304,6 +363,23 @@ def _low_level_error(
         code="bad_http_request",
         status=status,
     )
+
+
+def _as_message(error: TranslatorError) -> _ErrInfo:
+    """``error`` in place of a request: aiohttp answers it through :meth:`handle_error`."""
+    return _ErrInfo(status=error.status, exc=error, message="")
+
+
+_LINE_EXTRA = len("  HTTP/1.1")
+"""A request line's bytes besides its method and target: two spaces and the version."""
+
+
+def _limit_named(exc: LineTooLong) -> int | None:
+    """The limit the parser says was passed (its second argument, in every release)."""
+    try:
+        return int(exc.args[1])
+    except (IndexError, TypeError, ValueError):
+        return None
 
 
 def _encoding_named(message: str) -> str:
