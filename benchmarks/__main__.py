@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from translator.core import Translator
+from translator._core import Translator
 
 from .backends import discover
 from .corpus import build_payloads, stream_lines

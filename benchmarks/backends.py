@@ -10,8 +10,8 @@ import importlib
 
 import msgspec
 
-from translator.backend import Backend, BackendContext, BackendSettings
-from translator.plugins import (
+from translator._backend import Backend, BackendContext, BackendSettings
+from translator._plugins import (
     DEFAULT_PLUGINS,
     ENTRY_POINT_GROUP,
     backend_factories,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from translator.model import (
+from translator._model import (
     ChatResponse,
     Choice,
     FinishReason,
@@ -23,8 +23,8 @@ from translator.model import (
     ToolCall,
     Usage,
 )
-from translator.openai import encode_chunk
-from translator.streaming import ChunkStream
+from translator._openai import encode_chunk
+from translator._streaming import ChunkStream
 
 __all__ = [
     "STREAM_CHUNKS",

@@ -9,7 +9,7 @@ alone tops out near what one worker answers); the figures are medians over
 the runs, requests/s summed over the two clients, p50 and p99 the slower
 client's.
 
-Session turns: one in-process :class:`~translator.core.Translator` with the
+Session turns: one in-process :class:`~translator._core.Translator` with the
 echo backend per store (memory, local SQLite, Redis on loopback), answering
 the same requests in rotating sessions of up to ``turns_per_session`` turns,
 against the same requests naming no session (no store touched): the
@@ -122,7 +122,7 @@ async def session_costs(
     """Microseconds per request for each store, and why any store was left out."""
     from translator_plugins.echo import EchoBackend
 
-    from translator.core import Translator
+    from translator._core import Translator
     from translator.stores import MemorySessionStore, SessionStore, SQLiteSessionStore
 
     note = ""
@@ -135,8 +135,8 @@ async def session_costs(
         redis = link = None
         try:
             from benchmarks.redis_server import RedisServer
-            from translator.stores.redis_link import RedisLink
-            from translator.stores.redis_sessions import RedisSessionStore
+            from translator.stores._redis_link import RedisLink
+            from translator.stores._redis_sessions import RedisSessionStore
 
             redis = RedisServer(Path(home))
             redis.start()

@@ -60,9 +60,9 @@ def real_app(*, metrics: bool = True) -> web.Application | str:
 def fallback_app() -> web.Application | str:
     """The server with every model routed to two echo backends, fallback first to second."""
     try:
-        from translator.backend import BackendSettings
+        from translator._backend import BackendSettings
+        from translator._routing import Route, Strategy
         from translator.config import Config
-        from translator.routing import Route, Strategy
         from translator.server import create_app
     except ImportError as exc:
         return f"the server is not importable: {exc}"

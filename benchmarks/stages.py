@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from translator.backend import Backend
-from translator.compat import Mode
-from translator.core import Translator
+from translator._backend import Backend
+from translator._compat import Mode
+from translator._core import Translator
+from translator._model import ChatRequest
+from translator._openai import decode_request, encode_response
 from translator.errors import NeedsIOError, TranslatorError, UnsupportedFieldError
-from translator.model import ChatRequest
-from translator.openai import decode_request, encode_response
 
 from . import baselines
 from .corpus import Payload, native_reply

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import msgspec
 
-from translator.core import Translator
-from translator.model import ChatChunk, Usage
-from translator.openai import sse_frame
-from translator.streaming import ChunkStream
+from translator._core import Translator
+from translator._model import ChatChunk, Usage
+from translator._openai import sse_frame
+from translator._streaming import ChunkStream
 
 from . import baselines
 from .plan import Plan
@@ -46,7 +46,7 @@ def _floor(lines: list[bytes], prefix: int) -> Loop:
 def _openai_lines(lines: list[bytes]) -> Loop | str:
     """An upstream's ``data:`` lines through the plugin's SSE parser, typed, framed again."""
     try:
-        from translator.openai.sse import SSEDecoder
+        from translator._openai.sse import SSEDecoder
     except ImportError as exc:
         return f"plugin not importable: {exc}"
     events = [line + b"\n\n" for line in lines]

@@ -2,7 +2,7 @@
 
 It answers with the last user text and a line saying what else it received
 (``Received: 2 images, 1 file.``) and counts usage with the honest estimate of
-:mod:`translator.tokens`. It does not stream itself: its matrix emulates
+:mod:`translator._tokens`. It does not stream itself: its matrix emulates
 ``stream``, so the translator streams the whole answer word by word.
 """
 

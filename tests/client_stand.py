@@ -28,8 +28,8 @@ from openai.types.chat import completion_create_params as sdk
 
 from tests.ollama_server import FakeOllama
 from tests.vlm_agent_server import FakeAgentServer
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
 
 __all__ = ["BACKENDS", "Stand", "captured", "post", "sdk_problems", "stand"]

@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from translator_plugins import ollama, openai_compat
 
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
 
 __all__ = ["StandIn", "closed_url", "routed_server", "stand_ins"]

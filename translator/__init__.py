@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._backend import Backend, BackendContext, BackendFactory, BackendSettings
+from ._compat import Matrix, Mode, Report, Rule, Treatment
+from ._core import Completion, Stream, Translator
+from ._hookspecs import hookimpl
+from ._model import ChatChunk, ChatRequest, ChatResponse, Usage
+from ._openai import decode_request, encode_request, encode_response
 from ._version import __version__ as __version__
-from .backend import Backend, BackendContext, BackendFactory, BackendSettings
-from .compat import Matrix, Mode, Report, Rule, Treatment
-from .core import Completion, Stream, Translator
 from .errors import (
     InvalidRequestError,
     ModelNotFoundError,
@@ -20,9 +23,6 @@ from .errors import (
     UnsupportedFieldError,
     UpstreamError,
 )
-from .hookspecs import hookimpl
-from .model import ChatChunk, ChatRequest, ChatResponse, Usage
-from .openai import decode_request, encode_request, encode_response
 from .stores import (
     DiskFileStore,
     FileObject,
@@ -33,8 +33,8 @@ from .stores import (
 )
 
 if TYPE_CHECKING:
+    from ._plugins import get_plugin_manager
     from .config import Config, load_config
-    from .plugins import get_plugin_manager
     from .server import create_app
 
 
@@ -80,7 +80,7 @@ __all__ = [
 _LAZY = {
     "Config": ".config",
     "create_app": ".server",
-    "get_plugin_manager": ".plugins",
+    "get_plugin_manager": "._plugins",
     "load_config": ".config",
 }
 

@@ -1,5 +1,5 @@
 """``python -m translator``: the same command line as ``translator``."""
 
-from .cli import main
+from ._cli import main
 
 raise SystemExit(main())

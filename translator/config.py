@@ -31,7 +31,7 @@
     max_messages = 2048
     request_timeout = 600.0
 
-    [backends.agent]                   # a translator.backend.BackendSettings
+    [backends.agent]                   # a translator._backend.BackendSettings
     plugin = "vlm-agent"
     base_url = "https://agent.example.com/v1"
     api_key_env = "VLMRUN_API_KEY"
@@ -39,7 +39,7 @@
     [[routes]]
     model = "vlm-agent-*"              # a trailing * matches a prefix
     backend = "agent"                  # or backends = [...] and a strategy:
-                                       # see translator.routing.settings
+                                       # see translator._routing.settings
 
     [fetch]                            # one guarded media fetcher for every backend
     allow = ["10.0.0.0/8"]             # hosts and networks allowed although not public
@@ -62,11 +62,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from .backend import BackendSettings
-from .compat import Mode
-from .openai.invalid import decode_error
-from .routing.settings import HealthSettings, RateLimitSettings, Route
-from .stores.settings import StoreSettings
+from ._backend import BackendSettings
+from ._compat import Mode
+from ._openai.invalid import decode_error
+from ._routing.settings import HealthSettings, RateLimitSettings, Route
+from .stores._settings import StoreSettings
 
 __all__ = [
     "Config",
@@ -326,7 +326,7 @@ def default_data_dir() -> str:
 def _explain(exc: msgspec.ValidationError, root: Any, prefix: str = "") -> str:
     """A validation failure in this project's words, naming the key at fault.
 
-    The wording is the one request errors get (:func:`~translator.openai.decode_error`),
+    The wording is the one request errors get (:func:`~translator._openai.decode_error`),
     never msgspec's own; ``prefix`` is put before the key (``backends.NAME.``).
     """
     error = decode_error(exc, None, root)

@@ -13,7 +13,7 @@ notice. In it:
 - the matrix building blocks: :class:`Matrix`, the rule helpers
   (:func:`supported`, :func:`ignored`, :func:`rejected`, :func:`emulated`),
   conditions, and the lists of fields, roles and part types;
-- the canonical model (the names of :mod:`translator.model` a backend reads
+- the canonical model (the names of :mod:`translator._model` a backend reads
   requests and builds answers with), the stream
   helpers (:class:`ChunkStream`, :func:`chunks_from_response`, and
   :class:`SSEDecoder` to read an upstream's server-sent events), the OpenAI
@@ -24,7 +24,7 @@ notice. In it:
 
 from __future__ import annotations
 
-from .backend import (
+from ._backend import (
     Backend,
     BackendContext,
     BackendFactory,
@@ -34,7 +34,7 @@ from .backend import (
     caller_scope,
     convert_options,
 )
-from .compat import (
+from ._compat import (
     PART_TYPES,
     REQUEST_FIELDS,
     ROLES,
@@ -52,22 +52,10 @@ from .compat import (
     rejected,
     supported,
 )
-from .errors import (
-    FetchRefusedError,
-    InvalidRequestError,
-    MalformedUpstreamError,
-    NeedsIOError,
-    TranslatorError,
-    UnsupportedFieldError,
-    UpstreamError,
-    UpstreamStatusError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
-from .fetch import DEFAULT_MAX_BYTES, MediaFetcher, split_data_uri
-from .forced_tools import ForcedCall, answer_as_call, forced_call
-from .hookspecs import hookimpl
-from .http import (
+from ._fetch import DEFAULT_MAX_BYTES, MediaFetcher, split_data_uri
+from ._forced_tools import ForcedCall, answer_as_call, forced_call
+from ._hookspecs import hookimpl
+from ._http import (
     UPSTREAM_AUTH_CODE,
     BoundClient,
     HttpClient,
@@ -76,7 +64,7 @@ from .http import (
     Reply,
     UpstreamDetail,
 )
-from .model import (
+from ._model import (
     AllowedTools,
     AllowedToolsChoice,
     AssistantAudio,
@@ -161,11 +149,23 @@ from .model import (
     tag_of,
     unknown_fields,
 )
-from .openai import encode_request, new_completion_id, now
-from .openai.sse import SSEDecoder, SSEEvent
-from .stores.files import is_file_id
-from .streaming import ChunkStream, chunks_from_response
-from .tokens import estimate_tokens
+from ._openai import encode_request, new_completion_id, now
+from ._openai.sse import SSEDecoder, SSEEvent
+from ._streaming import ChunkStream, chunks_from_response
+from ._tokens import estimate_tokens
+from .errors import (
+    FetchRefusedError,
+    InvalidRequestError,
+    MalformedUpstreamError,
+    NeedsIOError,
+    TranslatorError,
+    UnsupportedFieldError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from .stores._files import is_file_id
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

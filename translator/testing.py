@@ -13,7 +13,7 @@
     assert mock.requests[0].model == "gpt-4o"
 
 Unscripted calls answer ``default_text``. The matrix supports everything by
-default; pass ``matrix=`` (a :class:`~translator.compat.Matrix` or rules) to
+default; pass ``matrix=`` (a :class:`~translator._compat.Matrix` or rules) to
 act like a pickier backend.
 """
 
@@ -25,13 +25,13 @@ from typing import Literal
 
 import msgspec
 
-from .backend import Backend, BackendContext, BackendFactory, BackendSettings
-from .compat import PART_TYPES, REQUEST_FIELDS, ROLES, Matrix, Rule, Treatment, supported
-from .hookspecs import hookimpl
-from .model import ChatChunk, ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
-from .openai import encode_request, new_completion_id, now
-from .streaming import ChunkStream
-from .tokens import estimate_tokens
+from ._backend import Backend, BackendContext, BackendFactory, BackendSettings
+from ._compat import PART_TYPES, REQUEST_FIELDS, ROLES, Matrix, Rule, Treatment, supported
+from ._hookspecs import hookimpl
+from ._model import ChatChunk, ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
+from ._openai import encode_request, new_completion_id, now
+from ._streaming import ChunkStream
+from ._tokens import estimate_tokens
 
 __all__ = ["PART_TYPES", "ROLES", "MockBackend", "MockCall", "MockFactory", "supports_everything"]
 

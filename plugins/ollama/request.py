@@ -80,7 +80,7 @@ def build(
     forced = forced_call(request) if request.tool_choice is not UNSET else None
     if forced is not None:
         # Ollama cannot be made to call a tool: its answer is held to the call's
-        # schema instead, and becomes the call (see translator.forced_tools).
+        # schema instead, and becomes the call (see translator._forced_tools).
         messages.append(native.Message("system", forced.instruction))
         return native.ChatRequest(model, messages, stream, _options(request), forced.schema, UNSET)
     if request.tool_choice == "none":

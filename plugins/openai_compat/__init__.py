@@ -35,7 +35,7 @@ Streams are read as server-sent events, incrementally; a stream that ends
 without ``data: [DONE]`` is an error, never a clean stop. Upstream errors,
 before or inside a stream, are passed through with the upstream's message,
 type, param, code and (for a 4xx) status; a 401 or 403 is the upstream
-refusing the configured ``api_key`` and becomes a 502 (see :mod:`translator.http`).
+refusing the configured ``api_key`` and becomes a 502 (see :mod:`translator._http`).
 
 A chat completion creates nothing upstream, so it is sent as idempotent: it is
 retried after a 502, a 504 or a connection lost mid-request too. A turn of a

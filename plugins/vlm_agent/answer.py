@@ -12,7 +12,7 @@ The assistant's text is the execution's ``response``:
 
 Usage carries the agent's ``credits_used``, ``steps`` and ``duration_seconds``
 beside token counts. The agent reports no tokens, so they are estimated
-(:func:`translator.tokens.estimate_tokens` of the prompt and of the answer)
+(:func:`translator._tokens.estimate_tokens` of the prompt and of the answer)
 and the usage is marked ``estimated``; counts the agent does report are used
 as they are.
 """

@@ -21,7 +21,7 @@ A forced tool call
 The agent cannot be made to call a client's tool, but it can answer in a JSON
 schema: a forced call (a named function, or ``"required"``) becomes
 ``config.json_schema`` with an instruction at the end of the prompt, and the
-answer is returned as the call (see :mod:`translator.forced_tools`). Tools
+answer is returned as the call (see :mod:`translator._forced_tools`). Tools
 without a forced call are refused on ``tools``: the agent cannot decide to
 call one.
 

@@ -84,7 +84,7 @@ def test_import_translator_loads_no_backend_and_no_aiohttp(probe: dict[str, list
         m for m in modules if m == "translator_plugins" or m.startswith("translator_plugins.")
     ]
     assert not [m for m in modules if m.startswith(("openai", "yarl", "multidict"))]
-    assert not [m for m in modules if m in ("translator.server", "translator.http")]
+    assert not [m for m in modules if m in ("translator.server", "translator._http")]
 
 
 def test_import_translator_does_not_load_plugins(probe: dict[str, list[str]]) -> None:

@@ -26,29 +26,29 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "translator._version",
             "translator.errors",
-            "translator.json_schema",
-            "translator.model",
-            "translator.telemetry",
-            "translator.tokens",
+            "translator._json_schema",
+            "translator._model",
+            "translator._telemetry",
+            "translator._tokens",
         ),
     ),
-    ("openai codec", ("translator.openai", "translator.streaming", "translator.forced_tools")),
-    ("compat", ("translator.compat",)),
+    ("openai codec", ("translator._openai", "translator._streaming", "translator._forced_tools")),
+    ("compat", ("translator._compat",)),
     (
         "backend seam",
         (
-            "translator.backend",
-            "translator.hookspecs",
-            "translator.http",
-            "translator.fetch",
+            "translator._backend",
+            "translator._hookspecs",
+            "translator._http",
+            "translator._fetch",
             "translator.testing",
         ),
     ),
     ("stores", ("translator.stores",)),
     ("plugin api", ("translator.plugin_api",)),
-    ("registry", ("translator.plugins",)),
-    ("core", ("translator.core",)),
-    ("routing", ("translator.routing",)),
+    ("registry", ("translator._plugins",)),
+    ("core", ("translator._core",)),
+    ("routing", ("translator._routing",)),
 ]
 TOP = len(LAYERS)
 """Server, config, CLI, matrix rendering, the package's own facade."""
@@ -111,10 +111,10 @@ def _layer_name(level: int) -> str:
 
 
 def test_the_tree_is_found() -> None:
-    assert {"translator.core", "translator.compat.matrix", "translator_plugins.echo"} <= set(
+    assert {"translator._core", "translator._compat.matrix", "translator_plugins.echo"} <= set(
         MODULES
     )
-    assert "translator.compat" in GRAPH["translator.core"]
+    assert "translator._compat" in GRAPH["translator._core"]
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("translator.")))

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import translator.model
+import translator._model
 import translator.plugin_api as api
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ MODEL = [
 def test_the_plugin_api_is_pinned() -> None:
     assert len(api.__all__) == len(set(api.__all__))
     assert set(api.__all__) == set(OWN) | set(MODEL)
-    assert set(MODEL) <= set(translator.model.__all__)
+    assert set(MODEL) <= set(translator._model.__all__)
     for name in api.__all__:
         assert getattr(api, name) is not None, name
 

@@ -12,11 +12,11 @@ import pluggy
 import pytest
 
 import translator
-from translator import hookspecs
-from translator.backend import BackendFactory, BackendSettings
-from translator.core import Translator
-from translator.model import ChatRequest, ChatResponse, TextPart, UserMessage
-from translator.plugins import (
+from translator import _hookspecs as hookspecs
+from translator._backend import BackendFactory, BackendSettings
+from translator._core import Translator
+from translator._model import ChatRequest, ChatResponse, TextPart, UserMessage
+from translator._plugins import (
     DEFAULT_PLUGINS,
     DISTRIBUTION,
     backend_factories,
@@ -84,7 +84,7 @@ def test_import_loads_no_plugin() -> None:
     code = (
         "import sys, translator; "
         "loaded = [m for m in sys.modules "
-        "if m.startswith('translator_plugins') or m == 'translator.plugins']; "
+        "if m.startswith('translator_plugins') or m == 'translator._plugins']; "
         "print(loaded)"
     )
     out = subprocess.run(
@@ -159,7 +159,7 @@ async def test_adjust_request_runs_before_the_matrix(
     pm: pluggy.PluginManager, tagger: Tagger
 ) -> None:
     """A part a plugin adds is judged by the matrix like the client's own."""
-    from translator.compat import rejected
+    from translator._compat import rejected
     from translator.errors import UnsupportedFieldError
 
     mock = MockBackend(matrix=[rejected("content.text", "test")])

@@ -19,11 +19,11 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from translator.compat import Mode
-from translator.core import Translator
+from translator._compat import Mode
+from translator._core import Translator
+from translator._openai import encode_response
+from translator._plugins import backend_factories, backend_infos, get_plugin_manager
 from translator.errors import UnsupportedFieldError
-from translator.openai import encode_response
-from translator.plugins import backend_factories, backend_infos, get_plugin_manager
 
 DIST = Path(__file__).resolve().parents[1] / "plugin_dist"
 
@@ -99,7 +99,7 @@ def test_nothing_is_loaded_without_entry_points(installed: str) -> None:
 
 
 async def test_a_request_end_to_end(pm: pluggy.PluginManager) -> None:
-    from translator.backend import BackendSettings
+    from translator._backend import BackendSettings
 
     t = Translator.from_settings({"loud": BackendSettings(plugin="shout")}, plugin_manager=pm)
     body = b'{"model": "m", "messages": [{"role": "user", "content": "hello there"}]}'
@@ -124,7 +124,7 @@ async def test_a_request_end_to_end(pm: pluggy.PluginManager) -> None:
 
 
 async def test_the_adjust_response_hook_of_the_plugin(pm: pluggy.PluginManager) -> None:
-    from translator.backend import BackendSettings
+    from translator._backend import BackendSettings
 
     t = Translator.from_settings({"shout": BackendSettings(plugin="shout")}, plugin_manager=pm)
     body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'

@@ -12,9 +12,9 @@ import types
 import pytest
 
 import translator
+import translator._model
+import translator._openai
 import translator.errors
-import translator.model
-import translator.openai
 from translator import errors
 
 PUBLIC = [
@@ -88,13 +88,13 @@ def test_every_public_member_defined_in_the_package_is_exported() -> None:
 
 
 def test_the_codec_api_is_pinned() -> None:
-    assert translator.openai.__all__ == CODEC
+    assert translator._openai.__all__ == CODEC
     for name in CODEC:
-        assert getattr(translator.openai, name) is not None
+        assert getattr(translator._openai, name) is not None
 
 
 def test_the_model_and_errors_export_sorted_names_that_exist() -> None:
-    for module in (translator.model, translator.errors):
+    for module in (translator._model, translator.errors):
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
@@ -108,7 +108,7 @@ def test_every_error_descends_from_translator_error_and_has_a_status() -> None:
         assert isinstance(error.status, int)
         assert 400 <= error.status < 600
     assert translator.InvalidRequestError.status == 400
-    assert translator.decode_request is translator.openai.decode_request
+    assert translator.decode_request is translator._openai.decode_request
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ from benchmarks.report import judge, render
 from benchmarks.results import LoadStats, Results, Row, ServerComparison, environment
 from benchmarks.server import bare_app, compare_servers
 from benchmarks.timing import Case, loop_of, run_rounds
-from translator.model import ImagePart
-from translator.openai import decode_request
+from translator._model import ImagePart
+from translator._openai import decode_request
 
 TINY = cli.Settings(rounds=2, budget_s=0.00002, server=False)
 

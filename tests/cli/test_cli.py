@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks.serve_process import start_serve
-from translator.cli import main
+from translator._cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = {"model": "vlm-agent-1", "messages": [{"role": "user", "content": "Hello"}]}
@@ -379,9 +379,9 @@ def test_serve_with_a_config_and_keys(served: Any, tmp_path: Path) -> None:
     ],
 )
 def test_the_banner_model_is_one_the_server_routes(toml: str, model: str) -> None:
-    from translator.cli import _example_model
+    from translator._cli import _example_model
+    from translator._routing import RouteTable as Router
     from translator.config import parse_config
-    from translator.routing import RouteTable as Router
 
     config = parse_config(toml)
     assert _example_model(config) == model

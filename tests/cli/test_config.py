@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from translator.compat import Mode, Treatment
+from translator._compat import Mode, Treatment
+from translator._plugins import DEFAULT_PLUGINS, get_plugin_manager
+from translator._routing import RouteTable as Router
 from translator.config import (
     Config,
     ConfigError,
@@ -17,8 +19,6 @@ from translator.config import (
     parse_config,
 )
 from translator.errors import ModelNotFoundError
-from translator.plugins import DEFAULT_PLUGINS, get_plugin_manager
-from translator.routing import RouteTable as Router
 from translator.server import TRANSLATOR, create_app
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))

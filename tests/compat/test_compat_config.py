@@ -13,11 +13,11 @@ from translator_plugins.openai_compat import OpenAICompatFactory
 from translator_plugins.vlm_agent import MATRIX as AGENT
 from translator_plugins.vlm_agent import VlmAgentFactory
 
-from translator.backend import BackendContext, BackendFactory, BackendSettings
-from translator.compat import Equals, Matrix, Mode, Treatment, rejected, supported
-from translator.core import Translator
+from translator._backend import BackendContext, BackendFactory, BackendSettings
+from translator._compat import Equals, Matrix, Mode, Treatment, rejected, supported
+from translator._core import Translator
+from translator._openai import decode_request
 from translator.errors import UnsupportedFieldError
-from translator.openai import decode_request
 from translator.testing import MockBackend, MockFactory
 
 

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from msgspec import UNSET
 
-from translator.compat import (
+from translator._compat import (
     Above,
     Equals,
     Matrix,
@@ -22,9 +22,9 @@ from translator.compat import (
     rejected,
     supported,
 )
+from translator._model import ImagePart, TextPart, UserMessage, tag_of, unknown_fields
+from translator._openai import decode_request, encode_request
 from translator.errors import UnsupportedFieldError
-from translator.model import ImagePart, TextPart, UserMessage, tag_of, unknown_fields
-from translator.openai import decode_request, encode_request
 
 ROWS = [
     supported("model", "the agent's name"),
@@ -420,8 +420,8 @@ def test_renamed_keeps_rules_and_policy() -> None:
 async def test_translator_returns_what_the_matrix_did() -> None:
     from translator_plugins.echo import EchoFactory
 
-    from translator.backend import BackendContext, BackendSettings
-    from translator.core import Translator
+    from translator._backend import BackendContext, BackendSettings
+    from translator._core import Translator
 
     overrides = {"max_tokens": Treatment.IGNORED, "n": Treatment.REJECTED}
     settings = BackendSettings(plugin="echo", matrix=overrides)

@@ -9,12 +9,12 @@ import msgspec
 import pytest
 from translator_plugins.ollama import OllamaFactory
 
-from translator.backend import BackendContext, BackendSettings
-from translator.compat import Matrix, Mode, Treatment, ignored, rejected
-from translator.core import Translator
+from translator._backend import BackendContext, BackendSettings
+from translator._compat import Matrix, Mode, Treatment, ignored, rejected
+from translator._core import Translator
+from translator._model import AssistantMessage, UserMessage
+from translator._openai import decode_request, encode_request
 from translator.errors import UnsupportedFieldError
-from translator.model import AssistantMessage, UserMessage
-from translator.openai import decode_request, encode_request
 
 MATRIX = Matrix(
     "agent",

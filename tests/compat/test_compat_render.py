@@ -7,7 +7,7 @@ import io
 import docutils.core
 import msgspec
 
-from translator.compat import (
+from translator._compat import (
     Above,
     Equals,
     Matrix,
@@ -17,8 +17,8 @@ from translator.compat import (
     rejected,
     supported,
 )
-from translator.matrices import builtin_matrices, matrix_to_json, render_rst, render_table
-from translator.plugins import backend_factories, get_plugin_manager
+from translator._matrices import builtin_matrices, matrix_to_json, render_rst, render_table
+from translator._plugins import backend_factories, get_plugin_manager
 
 AGENT = Matrix(
     "agent",

@@ -16,8 +16,8 @@ from openai.types.chat import (
 )
 from openai.types.chat import completion_create_params as sdk_params
 
-from translator.compat import PART_TYPES, REQUEST_FIELDS, ROLES, SUB_FEATURES, Matrix, Treatment
-from translator.matrices import builtin_matrices
+from translator._compat import PART_TYPES, REQUEST_FIELDS, ROLES, SUB_FEATURES, Matrix, Treatment
+from translator._matrices import builtin_matrices
 
 VLM_PART_TYPES = ("input_file", "video_url", "audio_url", "file_url")
 

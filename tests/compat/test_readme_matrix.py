@@ -8,8 +8,8 @@ from pathlib import Path
 import docutils.core
 import pytest
 
-from translator.compat import Matrix, ignored, supported
-from translator.readme import BEGIN, COMMAND, END, main, replace_section, section, update
+from translator._compat import Matrix, ignored, supported
+from translator._readme import BEGIN, COMMAND, END, main, replace_section, section, update
 
 README = Path(__file__).resolve().parents[2] / "README.rst"
 SMALL = [Matrix("small", [supported("model", "sent"), ignored("user", "no users here")])]

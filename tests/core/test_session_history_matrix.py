@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 
 from tests.sdk_client import SDK
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import TRANSLATOR, create_app, serving
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()

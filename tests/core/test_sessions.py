@@ -10,10 +10,9 @@ import msgspec
 import pytest
 
 from translator import Translator
-from translator.backend import Backend, caller_scope
-from translator.compat import Matrix, Treatment, emulated, ignored, supported
-from translator.errors import UpstreamError, UpstreamTimeoutError
-from translator.model import (
+from translator._backend import Backend, caller_scope
+from translator._compat import Matrix, Treatment, emulated, ignored, supported
+from translator._model import (
     AssistantMessage,
     ChatChunk,
     ChatRequest,
@@ -31,9 +30,10 @@ from translator.model import (
     Usage,
     UserMessage,
 )
-from translator.openai import decode_request
+from translator._openai import decode_request
+from translator._streaming import ChunkStream
+from translator.errors import UpstreamError, UpstreamTimeoutError
 from translator.stores import MemorySessionStore, SessionStore
-from translator.streaming import ChunkStream
 from translator.testing import MockBackend
 
 # Like a stateless upstream's matrix: the translator keeps sessions, and

@@ -10,9 +10,13 @@ import msgspec
 import pytest
 
 from translator import hookimpl
-from translator.backend import Backend
-from translator.compat import Mode, Treatment, emulated, ignored, rejected, supported
-from translator.core import Translator
+from translator._backend import Backend
+from translator._compat import Mode, Treatment, emulated, ignored, rejected, supported
+from translator._core import Translator
+from translator._model import ChatChunk, ChatRequest, ChatResponse, ImagePart, UserMessage
+from translator._openai import decode_request
+from translator._plugins import get_plugin_manager
+from translator._streaming import ChunkStream
 from translator.errors import (
     InvalidRequestError,
     NeedsIOError,
@@ -20,10 +24,6 @@ from translator.errors import (
     UnsupportedFieldError,
     UpstreamTimeoutError,
 )
-from translator.model import ChatChunk, ChatRequest, ChatResponse, ImagePart, UserMessage
-from translator.openai import decode_request
-from translator.plugins import get_plugin_manager
-from translator.streaming import ChunkStream
 from translator.testing import MockBackend, supports_everything
 
 

@@ -12,14 +12,14 @@ from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
 from tests.ollama_server import PNG, ImageHost
-from translator.errors import FetchRefusedError
-from translator.fetch import (
+from translator._fetch import (
     Allow,
     GuardedResolver,
     MediaFetcher,
     is_public_address,
     split_data_uri,
 )
+from translator.errors import FetchRefusedError
 
 PARAM = "messages[0].content[1].image_url.url"
 

@@ -11,15 +11,15 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
+from translator._http import BoundClient, HttpClient, HttpPolicy, UpstreamDetail
+from translator._http import client as http_module
+from translator._http.status import parse_retry_after
 from translator.errors import (
     MalformedUpstreamError,
     UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from translator.http import BoundClient, HttpClient, HttpPolicy, UpstreamDetail
-from translator.http import client as http_module
-from translator.http.status import parse_retry_after
 
 URL = "http://upstream.test/v1/thing"
 

@@ -12,6 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from translator._http import BoundClient, HttpClient, HttpPolicy
+from translator._http import client as http_module
 from translator.config import parse_config
 from translator.errors import (
     MalformedUpstreamError,
@@ -19,8 +21,6 @@ from translator.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from translator.http import BoundClient, HttpClient, HttpPolicy
-from translator.http import client as http_module
 from translator.server import create_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -21,7 +21,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.chat import completion_create_params as sdk
 
 import translator
-from translator.model import (
+from translator._model import (
     AllowedToolsChoice,
     AssistantMessage,
     AudioURLPart,
@@ -59,9 +59,9 @@ from translator.model import (
     VoiceID,
     unknown_fields,
 )
-from translator.openai import decode_request, encode_request, encode_response, sse_frame
-from translator.openai.sse import SSE_DONE
-from translator.streaming import ChunkStream
+from translator._openai import decode_request, encode_request, encode_response, sse_frame
+from translator._openai.sse import SSE_DONE
+from translator._streaming import ChunkStream
 
 PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGAAAAAF"

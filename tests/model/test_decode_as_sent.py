@@ -2,7 +2,7 @@
 
 The canonical model has no place for replayed output fields, ``tool_calls:
 null`` or empty containers, so a body with them is decoded as it was sent and
-settled (``translator.model.replayed``). What comes out must be the request a
+settled (``translator._model.replayed``). What comes out must be the request a
 client that never sent them gets, message classes included, and a body wrong
 in some other way must get the same 400 whether or not it carries them too.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from translator._model import AssistantMessage, ToolMessage, unknown_fields
+from translator._model.request import replayed_fields
+from translator._openai import decode_request
 from translator.errors import InvalidRequestError
-from translator.model import AssistantMessage, ToolMessage, unknown_fields
-from translator.model.request import replayed_fields
-from translator.openai import decode_request
 
 USER = {"role": "user", "content": "Hi"}
 CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from translator import InvalidRequestError, TranslatorError, decode_request
-from translator.openai import decode_error
+from translator._openai import decode_error
 
 USER = {"role": "user", "content": "hi"}
 
@@ -445,7 +445,7 @@ def test_decode_error_of_a_non_validation_failure_is_invalid_json() -> None:
 
 
 def _request_type() -> type:
-    from translator.model import ChatRequest
+    from translator._model import ChatRequest
 
     return ChatRequest
 

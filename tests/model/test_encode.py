@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from msgspec import UNSET
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from translator.model import (
+from translator._model import (
     ChatChunk,
     ChatResponse,
     Choice,
@@ -28,7 +28,7 @@ from translator.model import (
     ToolCallDelta,
     Usage,
 )
-from translator.openai import (
+from translator._openai import (
     SSE_DONE,
     encode_chunk,
     encode_response,
@@ -36,7 +36,7 @@ from translator.openai import (
     now,
     sse_frame,
 )
-from translator.streaming import ChunkStream
+from translator._streaming import ChunkStream
 
 
 def _response(**changes: object) -> ChatResponse:
@@ -299,8 +299,8 @@ async def test_the_sdk_stream_helper_assembles_our_chunks(sse_server: openai.Asy
 def test_an_upstreams_log_probabilities_pass_through_untouched() -> None:
     import msgspec
 
-    from translator.model import ChatResponse
-    from translator.openai import encode_response
+    from translator._model import ChatResponse
+    from translator._openai import encode_response
 
     token = {"token": "hi", "logprob": -0.1, "bytes": [104, 105], "top_logprobs": []}
     logprobs = {"content": [token]}

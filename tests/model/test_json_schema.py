@@ -1,4 +1,4 @@
-"""``translator.json_schema``: client schemas compiled once, checked in full, never trusted.
+"""``translator._json_schema``: client schemas compiled once, checked in full, never trusted.
 
 What a forced tool call's answer is held to (see ``tests/core/test_forced_tool_schema.py``
 for the same through the server): every keyword of the schema, ``$ref`` within
@@ -18,7 +18,7 @@ import fastjsonschema
 import pytest
 from pydantic import BaseModel
 
-from translator.json_schema import MESSAGE_LIMIT, SchemaError, schema_check
+from translator._json_schema import MESSAGE_LIMIT, SchemaError, schema_check
 
 
 def _check(schema: Any) -> Any:

@@ -20,7 +20,7 @@ import typing_extensions
 from msgspec import UNSET
 from openai.types.chat import completion_create_params as sdk
 
-from translator.model import (
+from translator._model import (
     AssistantMessage,
     ChatChunk,
     ChatRequest,
@@ -42,7 +42,7 @@ from translator.model import (
     tag_of,
     unknown_fields,
 )
-from translator.model.replayed import ReplayedRequest
+from translator._model.replayed import ReplayedRequest
 
 # Fields the model has that the SDK's TypedDicts do not: the VLM agents
 # extensions, ``stream`` (declared on the SDK's streaming/non-streaming

@@ -13,8 +13,7 @@ import msgspec
 import pytest
 from msgspec import UNSET
 
-from translator.errors import InvalidRequestError
-from translator.model import (
+from translator._model import (
     AssistantMessage,
     ChatResponse,
     CustomToolCall,
@@ -24,7 +23,8 @@ from translator.model import (
     JSONSchemaFormat,
     unknown_fields,
 )
-from translator.openai import decode_request, encode_request
+from translator._openai import decode_request, encode_request
+from translator.errors import InvalidRequestError
 
 USER = {"role": "user", "content": "hi"}
 CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}

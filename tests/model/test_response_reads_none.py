@@ -16,8 +16,8 @@ import msgspec
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from translator.core import Translator
-from translator.model import (
+from translator._core import Translator
+from translator._model import (
     ChatChunk,
     ChatResponse,
     Choice,
@@ -26,7 +26,7 @@ from translator.model import (
     ResponseMessage,
     Usage,
 )
-from translator.openai import encode_chunk, encode_response
+from translator._openai import encode_chunk, encode_response
 
 
 def _values(obj: Any) -> list[Any]:

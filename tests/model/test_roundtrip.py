@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from translator._model import ChatRequest
+from translator._model.replayed import EMPTY_IS_ABSENT, NULL_IS_ABSENT
+from translator._openai import decode_request, encode_request
 from translator.errors import InvalidRequestError
-from translator.model import ChatRequest
-from translator.model.replayed import EMPTY_IS_ABSENT, NULL_IS_ABSENT
-from translator.openai import decode_request, encode_request
 
 Json = Any
 
@@ -369,7 +369,7 @@ def test_decode_then_encode_loses_nothing(sent: dict[str, Json]) -> None:
 
 
 def _asks_for_nothing(path: str, key: str, value: Json, sent: dict[str, Json]) -> bool:
-    """Whether the replay policy (translator.model.replayed) leaves ``key`` out."""
+    """Whether the replay policy (translator._model.replayed) leaves ``key`` out."""
     if path == "":
         return (value is None and key in NULL_IS_ABSENT) or (
             value in ([], {}) and key in EMPTY_IS_ABSENT

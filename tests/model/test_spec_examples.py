@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from translator import ChatRequest, decode_request
-from translator.model import (
+from translator._model import (
     ChatResponse,
     Choice,
     ImagePart,
@@ -32,7 +32,7 @@ from translator.model import (
     VlmRun,
     unknown_fields,
 )
-from translator.openai import encode_response
+from translator._openai import encode_response
 
 IMAGE = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from translator._http import Failure, Reply, failure_of
+from translator._http.redact import Redactor
+from translator._http.status import check, status_error
+from translator._http.transport import transport_error
+from translator._routing import FALLBACK_NAMES, FallbackPolicy
 from translator.config import parse_config
 from translator.errors import InvalidRequestError, UpstreamError
-from translator.http import Failure, Reply, failure_of
-from translator.http.redact import Redactor
-from translator.http.status import check, status_error
-from translator.http.transport import transport_error
-from translator.routing import FALLBACK_NAMES, FallbackPolicy
-from translator.server.metrics import Metrics
-from translator.server.observe import Observer, RequestWatch
+from translator.server._metrics import Metrics
+from translator.server._observe import Observer, RequestWatch
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = '[backends.a]\nplugin = "echo"\n[backends.b]\nplugin = "echo"\n'

@@ -11,9 +11,9 @@ import asyncio
 from collections import Counter
 
 from tests.routing_upstreams import backend_table, routed_server, stand_ins
-from translator.core import Translator
-from translator.openai import decode_request
-from translator.routing import Dispatcher, Route, RouteTable, Strategy
+from translator._core import Translator
+from translator._openai import decode_request
+from translator._routing import Dispatcher, Route, RouteTable, Strategy
 from translator.testing import MockBackend
 
 HELLO = [{"role": "user", "content": "Hello"}]

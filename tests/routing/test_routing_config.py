@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from translator._routing import FallbackPolicy, Health, HealthSettings, Strategy
 from translator.config import ConfigError, parse_config
 from translator.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
-from translator.routing import FallbackPolicy, Health, HealthSettings, Strategy
 
 BACKENDS = '[backends.a]\nplugin = "echo"\n[backends.b]\nplugin = "echo"\n'
 

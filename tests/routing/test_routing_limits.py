@@ -8,8 +8,8 @@ import openai
 import pytest
 
 from tests.routing_upstreams import StandIn, backend_table, routed_server, stand_ins
+from translator._routing import MemoryCounters, RateLimiter, RateLimitSettings, Route
 from translator.errors import RateLimitError
-from translator.routing import MemoryCounters, RateLimiter, RateLimitSettings, Route
 
 HELLO = [{"role": "user", "content": "Hello"}]
 

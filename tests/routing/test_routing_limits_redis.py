@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 
 from benchmarks.redis_server import RedisServer
 from tests.serve_process import Served, start_serve, stop
+from translator._routing import RateLimiter, RateLimitSettings, Route
 from translator.errors import RateLimitError, StoreUnavailableError
-from translator.routing import RateLimiter, RateLimitSettings, Route
-from translator.stores.settings import StoreSettings
+from translator.stores._settings import StoreSettings
 
 HELLO = [{"role": "user", "content": "Hello"}]
 

@@ -17,15 +17,14 @@ from translator_plugins.echo import MATRIX as ECHO_MATRIX
 
 from tests.sdk_client import SDK
 from translator import hookimpl
-from translator.backend import (
+from translator._backend import (
     Backend,
     BackendContext,
     BackendFactory,
     BackendSettings,
     caller_scope,
 )
-from translator.config import parse_config
-from translator.model import (
+from translator._model import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -35,10 +34,11 @@ from translator.model import (
     ResponseMessage,
     Usage,
 )
-from translator.openai import new_completion_id, now
-from translator.plugins import get_plugin_manager
+from translator._openai import new_completion_id, now
+from translator._plugins import get_plugin_manager
+from translator._streaming import chunks_from_response
+from translator.config import parse_config
 from translator.server import create_app, serving
-from translator.streaming import chunks_from_response
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="

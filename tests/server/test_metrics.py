@@ -28,14 +28,14 @@ from tests.plugins.openai_compat.test_openai_compat import (
 )
 from tests.serve_async import serve_process
 from tests.serve_process import start_serve, stop
+from translator._fetch import MediaFetcher
+from translator._plugins import get_plugin_manager
+from translator._telemetry import WATCH
 from translator.config import ConfigError, parse_config
 from translator.errors import FetchRefusedError
-from translator.fetch import MediaFetcher
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
-from translator.server.metrics import Metrics
-from translator.server.observe import Observer, RequestWatch
-from translator.telemetry import WATCH
+from translator.server._metrics import Metrics
+from translator.server._observe import Observer, RequestWatch
 
 CONFIG = """
 default_backend = "echo"

@@ -19,10 +19,10 @@ import pytest
 
 from tests.plugins.openai_compat.test_openai_compat import STREAM, Upstream, running_upstream
 from tests.serve_async import serve_process
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
-from translator.server.logs import ACCESS_LOGGER, JSONFormatter
+from translator.server._logs import ACCESS_LOGGER, JSONFormatter
 
 HELLO = [{"role": "user", "content": "the-secret-words-4111"}]
 API_KEY = "sk-client-key-123456"

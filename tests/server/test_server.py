@@ -21,15 +21,15 @@ from translator_plugins.echo import MATRIX as ECHO_MATRIX
 from translator_plugins.echo import EchoBackend
 
 from translator import hookimpl
-from translator.backend import Backend, BackendContext, BackendFactory, BackendSettings
-from translator.compat import Treatment
+from translator._backend import Backend, BackendContext, BackendFactory, BackendSettings
+from translator._compat import Treatment
+from translator._model import ChatChunk, ChatRequest, ChatResponse, TextPart, UserMessage
+from translator._plugins import get_plugin_manager
+from translator._streaming import ChunkStream
 from translator.config import ConfigError, parse_config
 from translator.errors import InvalidRequestError, UpstreamStatusError
-from translator.model import ChatChunk, ChatRequest, ChatResponse, TextPart, UserMessage
-from translator.plugins import get_plugin_manager
 from translator.server import TRANSLATOR, create_app, serving
-from translator.server.body import read_body
-from translator.streaming import ChunkStream
+from translator.server._body import read_body
 
 HELLO = {"model": "echo", "messages": [{"role": "user", "content": "Hello"}]}
 
@@ -809,7 +809,7 @@ async def test_graceful_shutdown_lets_in_flight_requests_finish() -> None:
 
 
 def test_json_log_lines_carry_the_event_and_its_fields() -> None:
-    from translator.server.logs import JSONFormatter, log_event
+    from translator.server._logs import JSONFormatter, log_event
 
     records: list[logging.LogRecord] = []
 

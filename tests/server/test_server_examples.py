@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestServer
 
 from tests.ollama_server import FakeOllama
 from tests.vlm_agent_server import FakeAgentServer
-from translator.cli import _example_model
+from translator._cli import _example_model
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from translator_plugins.echo import EchoBackend
 
 from translator import Translator
-from translator.backend import caller_scope
+from translator._backend import caller_scope
+from translator._model import ChatRequest, ChatResponse, InputFilePart, UserMessage
 from translator.config import parse_config
-from translator.model import ChatRequest, ChatResponse, InputFilePart, UserMessage
 from translator.server import create_app
 from translator.stores import DiskFileStore, FileStore, MemoryFileStore
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from tests.raw_http import RawClient, post_json
 from translator.server import create_app, serving
-from translator.server.logs import TextFormatter
+from translator.server._logs import TextFormatter
 
 CONTROL = [*range(0x20), 0x7F]
 HEALTH = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"

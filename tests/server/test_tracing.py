@@ -20,8 +20,8 @@ from opentelemetry.trace import SpanKind
 
 from tests.plugins.openai_compat.test_openai_compat import STREAM, Upstream, running_upstream
 from tests.serve_async import serve_process
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

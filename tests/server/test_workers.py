@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.serve_process import RecordingUpstream, start_serve, stop
-from translator.cli import main
+from translator._cli import main
 
 CONFIG = """
 [backends.up]

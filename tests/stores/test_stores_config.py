@@ -16,10 +16,10 @@ from translator.stores import (
     MemorySessionStore,
     SQLiteSessionStore,
 )
-from translator.stores.redis_cache import RedisCache
-from translator.stores.redis_files import RedisFileStore
-from translator.stores.redis_sessions import RedisSessionStore
-from translator.stores.settings import StoreSettings, open_stores
+from translator.stores._redis_cache import RedisCache
+from translator.stores._redis_files import RedisFileStore
+from translator.stores._redis_sessions import RedisSessionStore
+from translator.stores._settings import StoreSettings, open_stores
 
 
 async def test_without_a_stores_table_both_stores_are_local_and_durable(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.redis_server import RedisServer
-from translator.model import (
+from translator._model import (
     AssistantMessage,
     FunctionCall,
     FunctionToolCall,
@@ -23,9 +23,9 @@ from translator.model import (
     UserMessage,
 )
 from translator.stores import MemorySessionStore, SessionStore
-from translator.stores.redis_link import RedisLink
-from translator.stores.redis_sessions import RedisSessionStore
-from translator.stores.sqlite_sessions import SQLiteSessionStore
+from translator.stores._redis_link import RedisLink
+from translator.stores._redis_sessions import RedisSessionStore
+from translator.stores._sqlite_sessions import SQLiteSessionStore
 
 KINDS = ["memory", "sqlite", "redis"]
 Make = Callable[..., SessionStore]

@@ -12,7 +12,7 @@ import openai.types
 import pytest
 
 from benchmarks.redis_server import RedisServer
-from translator.backend import BackendContext
+from translator._backend import BackendContext
 from translator.stores import (
     DiskFileStore,
     FileObject,
@@ -22,8 +22,8 @@ from translator.stores import (
     MemoryFileStore,
     is_file_id,
 )
-from translator.stores.redis_files import RedisFileStore
-from translator.stores.redis_link import RedisLink
+from translator.stores._redis_files import RedisFileStore
+from translator.stores._redis_link import RedisLink
 
 
 def names(directory: Path) -> list[str]:
@@ -230,7 +230,7 @@ async def test_disk_store_failed_write_leaves_nothing_behind(
             raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr("translator.stores.files.os.replace", broken_replace)
+    monkeypatch.setattr("translator.stores._files.os.replace", broken_replace)
     with pytest.raises(OSError, match="No space"):
         await store.put("a.txt", "text/plain", b"12345678", "assistants", scope=None)
     monkeypatch.undo()

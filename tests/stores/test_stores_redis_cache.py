@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from benchmarks.redis_server import RedisServer
-from translator.stores.redis_cache import RedisCache
-from translator.stores.redis_link import RedisLink
+from translator.stores._redis_cache import RedisCache
+from translator.stores._redis_link import RedisLink
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from translator.model import (
+from translator._model import (
     AssistantMessage,
     DeveloperMessage,
     FunctionCall,

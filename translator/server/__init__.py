@@ -4,7 +4,7 @@ Mount it in an aiohttp application of your own, or run it with
 :func:`run` / ``translator serve``.
 """
 
-from .app import DISPATCHER, PREFIXES, TRANSLATOR, create_app
-from .runner import run, serving
+from ._app import DISPATCHER, PREFIXES, TRANSLATOR, create_app
+from ._runner import run, serving
 
 __all__ = ["DISPATCHER", "PREFIXES", "TRANSLATOR", "create_app", "run", "serving"]

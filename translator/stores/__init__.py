@@ -6,7 +6,7 @@ Files: :class:`MemoryFileStore`, :class:`DiskFileStore` and
 ``redis_files.RedisFileStore``. The Redis modules are imported only when used.
 """
 
-from .files import (
+from ._files import (
     DiskFileStore,
     FileObject,
     FileStore,
@@ -15,10 +15,10 @@ from .files import (
     is_file_id,
     new_file_id,
 )
-from .history import StreamRecorder, Turn, answer_message, merge_history
-from .quota import FileQuotaError, QuotaFileStore
-from .sessions import MemorySessionStore, SessionStore, split_instructions
-from .sqlite_sessions import SQLiteSessionStore
+from ._history import StreamRecorder, Turn, answer_message, merge_history
+from ._quota import FileQuotaError, QuotaFileStore
+from ._sessions import MemorySessionStore, SessionStore, split_instructions
+from ._sqlite_sessions import SQLiteSessionStore
 
 __all__ = [
     "DiskFileStore",

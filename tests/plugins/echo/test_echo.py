@@ -10,14 +10,14 @@ import msgspec
 import pytest
 from translator_plugins.echo import MATRIX, EchoBackend, EchoFactory
 
-from translator.backend import BackendContext, BackendSettings
-from translator.compat import REQUEST_FIELDS, Mode, Treatment
-from translator.core import Translator
+from translator._backend import BackendContext, BackendSettings
+from translator._compat import REQUEST_FIELDS, Mode, Treatment
+from translator._core import Translator
+from translator._model import ChatChunk
+from translator._openai import decode_request
+from translator._tokens import estimate_tokens
 from translator.errors import UnsupportedFieldError
-from translator.model import ChatChunk
-from translator.openai import decode_request
 from translator.testing import PART_TYPES, ROLES
-from translator.tokens import estimate_tokens
 
 IMAGE = {"type": "image_url", "image_url": {"url": "https://example.test/a.png"}}
 FILE = {"type": "input_file", "file_id": "file-1"}

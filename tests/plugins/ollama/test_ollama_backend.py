@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestServer
 
 from tests.ollama_server import PNG, FakeOllama, ImageHost, Script
 from translator import Translator
-from translator.backend import BackendSettings
+from translator._backend import BackendSettings
+from translator._model import ChatChunk
+from translator._plugins import get_plugin_manager
 from translator.errors import (
     FetchRefusedError,
     InvalidRequestError,
@@ -24,8 +26,6 @@ from translator.errors import (
     UpstreamStatusError,
     UpstreamUnavailableError,
 )
-from translator.model import ChatChunk
-from translator.plugins import get_plugin_manager
 
 WEATHER_TOOL = {
     "type": "function",

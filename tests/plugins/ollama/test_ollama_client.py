@@ -18,9 +18,9 @@ from translator_plugins.ollama import OllamaBackend
 
 from tests.ollama_server import PNG, FakeOllama, Script
 from translator import Translator
-from translator.backend import BackendContext
-from translator.fetch import MediaFetcher
-from translator.http import HttpClient
+from translator._backend import BackendContext
+from translator._fetch import MediaFetcher
+from translator._http import HttpClient
 
 ollama = pytest.importorskip("ollama")
 

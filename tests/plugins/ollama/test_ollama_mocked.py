@@ -14,10 +14,10 @@ from yarl import URL
 
 from tests.ollama_server import PNG
 from translator import Translator
-from translator.backend import BackendSettings
+from translator._backend import BackendSettings
+from translator._http import client as http_module
+from translator._plugins import get_plugin_manager
 from translator.errors import FetchRefusedError, UpstreamStatusError
-from translator.http import client as http_module
-from translator.plugins import get_plugin_manager
 
 CHAT = "http://ollama.test:11434/api/chat"
 

@@ -8,9 +8,9 @@ import pytest
 from translator_plugins.ollama import OllamaFactory
 from translator_plugins.ollama.options import FetchOptions, Options, parse_options
 
-from translator.backend import BackendContext, BackendSettings
+from translator._backend import BackendContext, BackendSettings
+from translator._fetch import DEFAULT_MAX_BYTES
 from translator.config import parse_config
-from translator.fetch import DEFAULT_MAX_BYTES
 
 
 def test_the_documented_options_are_read() -> None:

@@ -9,7 +9,9 @@ import pytest
 from translator_plugins.ollama import MATRIX, OllamaBackend
 
 from translator import Translator
-from translator.compat import PART_TYPES, REQUEST_FIELDS, ROLES, Treatment
+from translator._compat import PART_TYPES, REQUEST_FIELDS, ROLES, Treatment
+from translator._fetch import MediaFetcher
+from translator._http import HttpClient
 from translator.errors import (
     FetchRefusedError,
     InvalidRequestError,
@@ -18,8 +20,6 @@ from translator.errors import (
     UnsupportedFieldError,
     UpstreamError,
 )
-from translator.fetch import MediaFetcher
-from translator.http import HttpClient
 
 B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

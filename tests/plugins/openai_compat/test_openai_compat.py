@@ -16,9 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from translator_plugins import openai_compat
 
-from translator.backend import BackendSettings
-from translator.compat import Mode, Treatment
-from translator.core import Translator
+from translator._backend import BackendSettings
+from translator._compat import Mode, Treatment
+from translator._core import Translator
+from translator._http import client as http_module
+from translator._model import ChatChunk, Usage
+from translator._openai.sse import SSEDecoder
+from translator._plugins import get_plugin_manager
 from translator.errors import (
     MalformedUpstreamError,
     UnsupportedFieldError,
@@ -26,10 +30,6 @@ from translator.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from translator.http import client as http_module
-from translator.model import ChatChunk, Usage
-from translator.openai.sse import SSEDecoder
-from translator.plugins import get_plugin_manager
 
 Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -16,13 +16,13 @@ import pytest
 from translator_plugins.openai_compat import MATRIX, OpenAICompatBackend
 
 from tests.plugins.openai_compat.test_openai_compat import STREAM, Upstream, running_upstream
-from translator.backend import BackendContext
-from translator.compat import supported
-from translator.core import Translator
+from translator._backend import BackendContext
+from translator._compat import supported
+from translator._core import Translator
+from translator._http import HttpPolicy
+from translator._openai import decode_request
 from translator.errors import NeedsIOError, UnsupportedFieldError
-from translator.http import HttpPolicy
-from translator.openai import decode_request
-from translator.stores.files import MemoryFileStore, new_file_id
+from translator.stores._files import MemoryFileStore, new_file_id
 
 PDF = b"%PDF-1.4 hello"
 

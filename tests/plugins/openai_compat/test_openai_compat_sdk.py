@@ -21,8 +21,8 @@ from tests.plugins.openai_compat.test_openai_compat import (
     json_reply,
     running_upstream,
 )
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
 
 

@@ -15,11 +15,11 @@ from translator_plugins.openai_compat import (
     parse_error,
 )
 
-from translator.backend import BackendContext, BackendSettings
-from translator.compat import REQUEST_FIELDS, Treatment
+from translator._backend import BackendContext, BackendSettings
+from translator._compat import REQUEST_FIELDS, Treatment
+from translator._http import UpstreamDetail
+from translator._openai.sse import SSEDecoder, SSEEvent
 from translator.errors import MalformedUpstreamError, UpstreamStatusError
-from translator.http import UpstreamDetail
-from translator.openai.sse import SSEDecoder, SSEEvent
 from translator.testing import PART_TYPES, ROLES
 
 # -- SSE -----------------------------------------------------------------------

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestServer
 
 from tests.sdk_client import SDK
 from tests.vlm_agent_server import FakeAgentServer
+from translator._plugins import get_plugin_manager
 from translator.config import parse_config
-from translator.plugins import get_plugin_manager
 from translator.server import create_app, serving
 
 PNG = base64.b64decode(

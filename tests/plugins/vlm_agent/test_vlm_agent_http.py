@@ -12,11 +12,11 @@ import translator_plugins.vlm_agent as vlm_agent
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from translator.backend import BackendContext, BackendSettings
+from translator._backend import BackendContext, BackendSettings
+from translator._http import client as http_module
+from translator._model import ChatRequest
+from translator._openai import decode_request
 from translator.errors import MalformedUpstreamError, TranslatorError
-from translator.http import client as http_module
-from translator.model import ChatRequest
-from translator.openai import decode_request
 from translator.stores import MemoryFileStore
 
 BASE = "http://127.0.0.1:9/v1"

@@ -13,13 +13,13 @@ import translator_plugins.vlm_agent
 from aiohttp.test_utils import TestServer
 
 from tests.vlm_agent_server import AgentJob, FakeAgentServer
-from translator.backend import BackendContext, BackendSettings
-from translator.compat import Treatment
-from translator.core import Translator
+from translator._backend import BackendContext, BackendSettings
+from translator._compat import Treatment
+from translator._core import Translator
+from translator._model import Usage
+from translator._openai import encode_response
+from translator._plugins import get_plugin_manager
 from translator.errors import NeedsIOError, TranslatorError, UnsupportedFieldError
-from translator.model import Usage
-from translator.openai import encode_response
-from translator.plugins import get_plugin_manager
 from translator.stores import MemoryFileStore
 
 PNG = (

@@ -9,8 +9,10 @@ import msgspec
 import pytest
 import translator_plugins.vlm_agent as vlm_agent
 
-from translator.backend import BackendContext, BackendSettings
-from translator.compat import REQUEST_FIELDS, Treatment
+from translator._backend import BackendContext, BackendSettings
+from translator._compat import REQUEST_FIELDS, Treatment
+from translator._model import AssistantPart, Message, UserPart
+from translator._openai import decode_request
 from translator.errors import (
     InvalidRequestError,
     MalformedUpstreamError,
@@ -18,8 +20,6 @@ from translator.errors import (
     UnsupportedFieldError,
     UpstreamError,
 )
-from translator.model import AssistantPart, Message, UserPart
-from translator.openai import decode_request
 from translator.stores import MemoryFileStore
 
 PNG = (
