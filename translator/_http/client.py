@@ -127,7 +127,7 @@ class BoundClient:
         self._redactor = Redactor()
 
     def redact(self, text: str, *, tokens: bool = False) -> str:
-        """``text`` without the credentials this client sent (see :mod:`translator._http.redact`)."""
+        """``text`` without the credentials this client sent (see :mod:`.redact`)."""
         return self._redactor.redact(text, tokens=tokens)
 
     async def send(
