@@ -85,6 +85,7 @@ def test_import_translator_loads_no_backend_and_no_aiohttp(probe: dict[str, list
     ]
     assert not [m for m in modules if m.startswith(("openai", "yarl", "multidict"))]
     assert not [m for m in modules if m in ("translator.server", "translator._http")]
+    assert not [m for m in modules if m == "redis" or m.startswith("redis.")]
 
 
 def test_import_translator_does_not_load_plugins(probe: dict[str, list[str]]) -> None:

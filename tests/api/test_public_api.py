@@ -15,6 +15,7 @@ import translator
 import translator._model
 import translator._openai
 import translator.errors
+import translator.stores
 from translator import errors
 
 PUBLIC = [
@@ -93,8 +94,8 @@ def test_the_codec_api_is_pinned() -> None:
         assert getattr(translator._openai, name) is not None
 
 
-def test_the_model_and_errors_export_sorted_names_that_exist() -> None:
-    for module in (translator._model, translator.errors):
+def test_the_model_errors_and_stores_export_sorted_names_that_exist() -> None:
+    for module in (translator._model, translator.errors, translator.stores):
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
