@@ -31,7 +31,7 @@
     max_messages = 2048
     request_timeout = 600.0
 
-    [backends.agent]                   # a translator._backend.BackendSettings
+    [backends.agent]                   # a translator.BackendSettings
     plugin = "vlm-agent"
     base_url = "https://agent.example.com/v1"
     api_key_env = "VLMRUN_API_KEY"
@@ -39,7 +39,7 @@
     [[routes]]
     model = "vlm-agent-*"              # a trailing * matches a prefix
     backend = "agent"                  # or backends = [...] and a strategy:
-                                       # see translator._routing.settings
+                                       # README, "Routes with several backends"
 
     [fetch]                            # one guarded media fetcher for every backend
     allow = ["10.0.0.0/8"]             # hosts and networks allowed although not public

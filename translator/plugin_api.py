@@ -13,8 +13,8 @@ notice. In it:
 - the matrix building blocks: :class:`Matrix`, the rule helpers
   (:func:`supported`, :func:`ignored`, :func:`rejected`, :func:`emulated`),
   conditions, and the lists of fields, roles and part types;
-- the canonical model (the names of :mod:`translator._model` a backend reads
-  requests and builds answers with), the stream
+- the canonical model (the structs a backend reads requests from and builds
+  answers with), the stream
   helpers (:class:`ChunkStream`, :func:`chunks_from_response`, and
   :class:`SSEDecoder` to read an upstream's server-sent events), the OpenAI
   request encoder, and the id helpers;

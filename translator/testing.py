@@ -13,7 +13,7 @@
     assert mock.requests[0].model == "gpt-4o"
 
 Unscripted calls answer ``default_text``. The matrix supports everything by
-default; pass ``matrix=`` (a :class:`~translator._compat.Matrix` or rules) to
+default; pass ``matrix=`` (a :class:`~translator.Matrix` or rules) to
 act like a pickier backend.
 """
 
