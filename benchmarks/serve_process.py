@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 __all__ = ["Served", "start_serve", "stop"]
 
@@ -27,14 +28,16 @@ class Served:
     banner: str
 
 
-def start_serve(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Served:
+def start_serve(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stderr: IO[str] | None = None
+) -> Served:
     """Start ``translator serve --port 0 ARGS`` and wait for its banner
-    (:class:`RuntimeError` if it exits first)."""
+    (:class:`RuntimeError` if it exits first); its log goes to ``stderr``, else nowhere."""
     environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "translator", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if stderr is None else stderr,
         text=True,
         env=environ,
         cwd=cwd,

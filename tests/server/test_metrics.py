@@ -27,7 +27,6 @@ from tests.plugins.openai_compat.test_openai_compat import (
     slow_reply,
 )
 from tests.serve_async import serve_process
-from tests.serve_process import start_serve, stop
 from translator._fetch import MediaFetcher
 from translator._plugins import get_plugin_manager
 from translator._telemetry import WATCH
@@ -334,36 +333,6 @@ async def test_the_media_fetcher_counts_bytes_and_refusals() -> None:
     assert found.value("translator_media_fetched_bytes_total") == len(image)
     assert found.value("translator_media_fetch_refusals_total", reason="refused") == 1
     assert found.value("translator_media_fetch_refusals_total", reason="failed") == 1
-
-
-async def test_serve_with_two_workers_counts_every_request_in_every_scrape(
-    tmp_path: Path,
-) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        '[backends.echo]\nplugin = "echo"\n[[routes]]\nmodel = "echo"\nbackend = "echo"\n'
-    )
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    served = await asyncio.to_thread(
-        start_serve, "--config", str(config), "--workers", "2", cwd=tmp_path, env=env
-    )
-    root = served.base.removesuffix("/v1/openai")
-    try:
-        fresh = aiohttp.TCPConnector(force_close=True)  # a new connection each: either worker
-        async with aiohttp.ClientSession(connector=fresh) as session:
-
-            async def chat() -> None:
-                body = {"model": "echo", "messages": HELLO}
-                async with session.post(f"{root}/v1/chat/completions", json=body) as response:
-                    assert response.status == 200
-
-            await asyncio.gather(*(chat() for _ in range(24)))
-        views = [await scrape(root) for _ in range(6)]
-    finally:
-        assert await asyncio.to_thread(stop, served) == 0
-    for view in views:
-        assert view.value("translator_requests_total", model="echo", status="200") == 24
 
 
 async def test_a_fallback_counts_the_failed_backend_and_the_one_that_answered(

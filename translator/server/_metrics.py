@@ -8,19 +8,19 @@ route names is counted as ``unrouted``; ``field`` is a matrix row (a field no
 row names is ``unknown``); ``route`` is the server's own path template.
 
 One process keeps its counts in its own registry. Several worker processes
-share theirs through ``prometheus_client``'s multiprocess mode: the parent
-calls :func:`prepare_multiprocess` before the workers start, each worker
-writes its values to files in that directory, and ``/metrics`` in any worker
-adds up every worker's (a stream gauge only the live workers').
+share theirs through ``prometheus_client``'s multiprocess mode
+(:mod:`._shared_metrics`): each worker writes its values to files in one
+directory, and ``/metrics`` in any worker adds up every worker's (a stream
+gauge only the live workers'). A scrape that cannot read them is a 503,
+logged.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
-import shutil
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
 from aiohttp import web
@@ -33,59 +33,21 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    multiprocess,
-    values,
 )
 from prometheus_client.metrics import MetricWrapperBase
 
 from .._http import Failure
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, TranslatorError
+from ._logs import log_event
+from ._shared_metrics import MULTIPROC_ENV, UnreadableMetrics, WorkerFiles, shared
 
-__all__ = [
-    "CONTENT_TYPE",
-    "MULTIPROC_ENV",
-    "Metrics",
-    "metrics_handler",
-    "prepare_multiprocess",
-    "worker_exited",
-]
+__all__ = ["CONTENT_TYPE", "Metrics", "metrics_handler"]
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger("translator.server")
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-
-
-def prepare_multiprocess(directory: str | os.PathLike[str]) -> Path:
-    """Make ``directory`` (emptied) the place every worker writes its metrics to.
-
-    Call it in the parent before the workers start: it sets
-    ``PROMETHEUS_MULTIPROC_DIR``, which the workers inherit.
-    """
-    path = Path(directory)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    os.environ[MULTIPROC_ENV] = str(path)
-    _multiprocess()
-    return path
-
-
-def worker_exited(pid: int) -> None:
-    """Forget the live gauges of the worker ``pid`` (its counters keep counting)."""
-    if _multiprocess():
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
-def _multiprocess() -> bool:
-    """Whether values go to the shared directory; switches value storage over
-    when the variable was set after ``prometheus_client`` was imported."""
-    if not os.environ.get(MULTIPROC_ENV):
-        return False
-    if not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-    return True
 
 
 class Labelled(Generic[M]):
@@ -136,8 +98,12 @@ class Metrics:
     """Every metric the server keeps, registered in one registry of its own."""
 
     def __init__(self) -> None:
-        self.multiprocess = _multiprocess()
         self.registry = registry = CollectorRegistry()
+        self._exposed = registry
+        """What a scrape reads: this registry, or every worker's files."""
+        if shared():
+            self._exposed = CollectorRegistry(auto_describe=False)
+            self._exposed.register(WorkerFiles(os.environ[MULTIPROC_ENV]))
         declare = _Declare(registry)
         self.requests = declare.counter(
             "translator_requests",
@@ -232,13 +198,9 @@ class Metrics:
         self.request_duration(route, model, backend).observe(seconds)
 
     def render(self) -> bytes:
-        """The text exposition: this process's registry, or every worker's."""
-        if not self.multiprocess:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()
-        path = os.environ[MULTIPROC_ENV]
-        multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+        """The text exposition: this process's registry, or every worker's
+        (:class:`~._shared_metrics.UnreadableMetrics` when they cannot be read)."""
+        return generate_latest(self._exposed)
 
 
 def metrics_handler(
@@ -257,7 +219,17 @@ def metrics_handler(
                 raise AuthenticationError(
                     "/metrics asks for its own key: send 'Authorization: Bearer <metrics key>'."
                 )
-        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+        try:
+            body = metrics.render()
+        except UnreadableMetrics as exc:
+            log_event(log, logging.ERROR, "metrics_unavailable", reason=str(exc))
+            raise TranslatorError(
+                "The metrics of the server's workers cannot be read now; the server's "
+                "log says why. Try the scrape again.",
+                code="metrics_unavailable",
+                status=503,
+            ) from None
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     handle.public = True  # type: ignore[attr-defined]  # not behind the API keys
     return handle

@@ -30,8 +30,8 @@ from types import FrameType
 
 from aiohttp import web
 
-from ._metrics import MULTIPROC_ENV, prepare_multiprocess, worker_exited
 from ._runner import base_url, serve_socket, until_stopped
+from ._shared_metrics import MULTIPROC_ENV, prepare_multiprocess, worker_exited
 
 __all__ = ["run_workers"]
 
