@@ -110,12 +110,6 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     else:
         config = Config.default(data_dir=default_data_dir())
-    observed = config.server.observability
-    setup_logging(level, json=args.log_format == "json", access=observed.access_log)
-    if observed.traces:
-        _configure_tracing()
-    host = args.host or config.server.host
-    port = config.server.port if args.port is None else args.port
     if args.workers < 1:
         raise CLIError(f"--workers must be at least 1 (got {args.workers})")
     if args.workers > 1 and not config.stores.shared:
@@ -123,6 +117,13 @@ def _serve(args: argparse.Namespace) -> int:
             f"--workers {args.workers} needs stores every worker shares: set [stores] "
             "sessions and files to 'local' or a Redis URL, not 'memory'"
         )
+    observed = config.server.observability
+    # The process's logging is set once the command will serve, not before a refusal.
+    setup_logging(level, json=args.log_format == "json", access=observed.access_log)
+    if observed.traces:
+        _configure_tracing()
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
 
     def announce(root: str) -> None:
         _announce(sys.stdout, root, config)

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from tests.serve_async import serve_process
 from translator._plugins import get_plugin_manager
 from translator.config import parse_config
 from translator.server import create_app, serving
-from translator.server._logs import ACCESS_LOGGER, JSONFormatter
+from translator.server._logs import ACCESS_LOGGER, JSONFormatter, setup_logging
 
 HELLO = [{"role": "user", "content": "the-secret-words-4111"}]
 API_KEY = "sk-client-key-123456"
@@ -125,6 +126,22 @@ async def test_each_request_is_one_access_log_line(
     assert refused["error"] == "invalid_api_key"
     assert refused["route"] == "/v1/models/{model}"
     assert refused["key"] is None
+
+
+def test_the_log_goes_to_stderr_as_it_is_when_each_record_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An embedding program (or a test runner) swaps sys.stderr and closes the old one.
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging(logging.INFO)
+    log = logging.getLogger("translator.server")
+    log.info("one")
+    monkeypatch.setattr(sys, "stderr", second)
+    first.close()
+    log.info("two")
+    assert second.getvalue().endswith(" INFO translator.server two\n")
+    assert "Logging error" not in second.getvalue()
 
 
 # -- /ready ----------------------------------------------------------------------

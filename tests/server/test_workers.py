@@ -8,6 +8,7 @@ test stops a worker (a kept-alive connection would wait on it).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -122,7 +123,10 @@ def test_more_than_one_worker_with_memory_stores_is_refused(
 ) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[stores]\nsessions = "memory"\n')
+    root = logging.getLogger()
+    logging_before = (root.handlers[:], root.level)
     assert main(["serve", "--port", "0", "--config", str(path), "--workers", "2"]) == 1
+    assert (root.handlers, root.level) == logging_before  # a refused command sets up nothing
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--workers 2 needs stores every worker shares" in err

@@ -14,7 +14,8 @@ traceback after it is written as is).
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 import msgspec
 
@@ -100,8 +101,21 @@ def setup_logging(
         access_log.propagate = False
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record comes, never to a stream it
+    kept: one that was swapped and closed since (an embedding program's, a test
+    runner's) would turn every later record into a logging error."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
 def _stderr(json: bool) -> logging.Handler:
-    handler = logging.StreamHandler()
+    handler = _Stderr()
     if json:
         handler.setFormatter(JSONFormatter())
     else:
