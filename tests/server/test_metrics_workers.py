@@ -36,14 +36,18 @@ class TwoWorkers:
 
 
 @asynccontextmanager
-async def two_workers(tmp_path: Path, metrics: Path | None) -> AsyncIterator[TwoWorkers]:
-    """``translator serve --workers 2``, its metrics in ``metrics`` (else its own choice)."""
+async def two_workers(
+    tmp_path: Path, metrics: Path | None, *, make_metrics_dir: bool = True
+) -> AsyncIterator[TwoWorkers]:
+    """``translator serve --workers 2``, its metrics in ``metrics`` (else its own choice),
+    a directory made beforehand unless ``make_metrics_dir`` is false."""
     config = tmp_path / "config.toml"
     config.write_text(CONFIG)
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if metrics is not None:
-        await asyncio.to_thread(metrics.mkdir)
+        if make_metrics_dir:
+            await asyncio.to_thread(metrics.mkdir)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     log = tmp_path / "serve.log"
     args = ("--config", str(config), "--workers", "2")
@@ -150,3 +154,12 @@ async def test_an_empty_worker_file_is_passed_over_and_an_unreadable_one_is_a_50
     assert "Traceback" not in log
     unreadable.rmdir()
     assert (await scrape(workers.root)).value(REQUESTS, model="echo", status="200") == 2
+
+
+async def test_a_metrics_directory_not_made_yet_is_made(tmp_path: Path) -> None:
+    metrics = tmp_path / "not" / "yet"
+    async with two_workers(tmp_path, metrics, make_metrics_dir=False) as server:
+        await chats(server.root, 4)
+        view = await scrape(server.root)
+    assert view.value(REQUESTS, model="echo", status="200") == 4
+    assert metrics.is_dir()

@@ -66,10 +66,14 @@ def worker_exited(pid: int) -> None:
 
 
 def shared() -> bool:
-    """Whether values go to the shared directory; switches value storage over
-    when the variable was set after ``prometheus_client`` was imported."""
-    if not os.environ.get(MULTIPROC_ENV):
+    """Whether values go to the shared directory (made if it does not exist yet);
+    switches value storage over when the variable was set after
+    ``prometheus_client`` was imported."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
         return False
+    # prometheus_client writes into it without making it first.
+    os.makedirs(directory, exist_ok=True)
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     return True
