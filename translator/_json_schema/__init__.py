@@ -19,7 +19,9 @@ The policy, for schemas that come from clients:
   keywords fastjsonschema does not know (2020-12's ``prefixItems``, say) are
   not checked;
 - a schema nested too deeply for the generated code (about 20 levels of
-  arrays) is refused; so is a ``pattern`` Python's ``re`` cannot read.
+  arrays) is refused; so is a ``pattern`` Python's ``re`` cannot read;
+- patterns are matched by RE2, in linear time and within a budget
+  (:mod:`.patterns`): one RE2 cannot match so is refused.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import fastjsonschema
 import msgspec
 
 from .meta import META
+from .patterns import PatternError, TooMuchText, match_in_linear_time, refill
 
 __all__ = ["CACHED", "SchemaCheck", "SchemaError", "schema_check"]
 
@@ -59,12 +62,15 @@ class SchemaCheck:
         self._validate = validate
 
     def __call__(self, value: Any, *, at: str = "$") -> str | None:
+        refill()
         try:
             self._validate(value, name_prefix=at)
         except fastjsonschema.JsonSchemaValueException as exc:
             return _shorten(_describe(exc))
         except RecursionError:  # a recursive schema ($ref) and a value nested deeper still
             return f"{at} is nested too deeply to be checked"
+        except TooMuchText:
+            return f"{at} has more text than is matched against the schema's patterns"
         return None
 
 
@@ -93,8 +99,9 @@ def _compiled(schema: bytes) -> SchemaCheck | str:
         validate = fastjsonschema.compile(
             definition, handlers=_NO_REMOTE, use_default=False, use_formats=False
         )
-    except _RemoteRef as exc:
-        return str(exc)
+        match_in_linear_time(validate)
+    except (_RemoteRef, PatternError) as exc:
+        return _shorten(str(exc))
     except fastjsonschema.JsonSchemaDefinitionException as exc:
         return _shorten(str(exc))
     except re.error as exc:
