@@ -151,6 +151,10 @@ SAFE = {
     r"^\d{3}-\d{4}$": ("555-1234", "5551234"),
     r"^(\d{3}-)+\d{4}$": ("020-030-1234", "020-030-"),
     r"^[a-z]+(-[a-z]+)*$": ("well-kept-path", "double--dash"),
+    # a $ in a character class, escaped, or at the end: JSON Schema's meaning, not Python's
+    r"^https?://[^\s/$.?#].[^\s]*$": ("https://example.org/a?b=c", "https://$x.org"),
+    r"^[a-zA-Z_$][\w$]*$": ("$scope", "a-b"),
+    r"^\$\d+(\.\d{2})?$": ("$12.50", "$12.5"),
 }
 
 

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-import fastjsonschema
 import pytest
 from pydantic import BaseModel
 
+from translator import _json_schema as json_schema
 from translator._json_schema import MESSAGE_LIMIT, SchemaError, schema_check
 
 
@@ -91,6 +91,17 @@ def test_the_draft_named_by_schema_is_used() -> None:
     }
     assert _check(draft4)(1) is not None
     assert _check(draft4)(1.5) is None
+    assert _check({"$schema": draft4["$schema"], "const": 1})(2) is None  # not in draft-04
+    for draft in (
+        "draft-04/schema#",
+        "draft-06/schema#",
+        "draft-07/schema#",
+        "draft/2019-09/schema",
+    ):
+        schema = {"$schema": f"http://json-schema.org/{draft}", "pattern": "^[$]+$"}
+        assert _check(schema)("$$") is None
+        assert _check(schema)("$$\n") is not None
+    assert _check({"$schema": "http://json-schema.org/draft-07/schema#", "const": 1})(2)
 
 
 @pytest.mark.parametrize(
@@ -192,13 +203,13 @@ def test_strings_in_a_schema_are_data_never_code(text: str) -> None:
 
 def test_each_distinct_schema_is_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     compiled: list[Any] = []
-    real = fastjsonschema.compile
+    real = json_schema.compile_schema
 
     def counting(definition: Any, *args: Any, **kwargs: Any) -> Any:
         compiled.append(definition)
         return real(definition, *args, **kwargs)
 
-    monkeypatch.setattr(fastjsonschema, "compile", counting)
+    monkeypatch.setattr(json_schema, "compile_schema", counting)
     text = json.dumps({**PERSON, "title": "compiled once"}).encode()
     first = schema_check(text)
     assert schema_check(bytes(bytearray(text))) is first  # equal bytes, another object

@@ -89,6 +89,39 @@ def test_common_patterns_from_pydantic_are_taken_and_hold_the_answer(field: str)
     assert found.startswith(f"$.{field} must match pattern")
 
 
+DOLLARS = {
+    # pattern: (strings it matches, strings it does not)
+    r"^https?://[^\s/$.?#].[^\s]*$": (
+        ["https://example.org/a?b=c", "http://x.y"],
+        ["https://$x.org", "https:///path", "ftp://example.org", "https://example.org/\n"],
+    ),
+    r"^[a-zA-Z_$][\w$]*$": (["$scope", "_id", "a$b"], ["1a", "a-b", "a\n"]),
+    r"^\$\d+(\.\d{2})?$": (["$5", "$12.50"], ["5", "$", "$5.5", "$5\n"]),
+    r"costs \$$": (["it costs $"], ["costs $5", "costs "]),
+    r"^C:\\$": (["C:\\"], ["C:", "C:\\x"]),
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(DOLLARS))
+def test_a_dollar_in_a_class_escaped_or_at_the_end_means_what_json_schema_says(
+    pattern: str,
+) -> None:
+    """A ``$`` in a character class is a dollar sign, ``\\$`` too; at the end it ends the text."""
+    matching, other = DOLLARS[pattern]
+    checked = _string(pattern)
+    keyed = _check({"type": "object", "patternProperties": {pattern: {"type": "null"}}})
+    named = _check({"type": "object", "propertyNames": {"pattern": pattern}})
+    for text in matching:
+        assert checked(text) is None
+        assert keyed({text: None}) is None
+        assert named({text: 0}) is None
+    for text in other:
+        assert checked(text) == f"$ must match pattern {pattern}"
+        assert keyed({text: 0}) is None  # no pattern's property: anything goes
+        assert named({text: 0}) is not None
+    assert keyed({matching[0]: 0}) is not None
+
+
 REFUSED = {
     "lookahead": r"^(?=.*\d)(?=.*[a-z]).{8,}$",
     "negative lookahead": r"^(?!admin$).+$",

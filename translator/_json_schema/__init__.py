@@ -19,7 +19,9 @@ The policy, for schemas that come from clients:
   keywords fastjsonschema does not know (2020-12's ``prefixItems``, say) are
   not checked;
 - a schema nested too deeply for the generated code (about 20 levels of
-  arrays) is refused; so is a ``pattern`` Python's ``re`` cannot read;
+  arrays) is refused; so is a ``pattern`` Python's ``re`` cannot read as
+  written (:mod:`.generate`: not as fastjsonschema rewrites it, ``$`` made
+  ``\\Z`` even in a character class);
 - patterns are matched by RE2, in linear time and within a budget
   (:mod:`.patterns`): one RE2 cannot match so is refused.
 """
@@ -35,6 +37,7 @@ from typing import Any, Final, NoReturn
 import fastjsonschema
 import msgspec
 
+from .generate import compile_schema
 from .meta import META
 from .patterns import PatternError, TooMuchText, match_in_linear_time, refill
 
@@ -96,9 +99,7 @@ def _compiled(schema: bytes) -> SchemaCheck | str:
     if wrong is not None:
         return wrong
     try:
-        validate = fastjsonschema.compile(
-            definition, handlers=_NO_REMOTE, use_default=False, use_formats=False
-        )
+        validate = compile_schema(definition, _NO_REMOTE)
         match_in_linear_time(validate)
     except (_RemoteRef, PatternError) as exc:
         return _shorten(str(exc))
