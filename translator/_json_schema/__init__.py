@@ -23,7 +23,10 @@ The policy, for schemas that come from clients:
   written (:mod:`.generate`: not as fastjsonschema rewrites it, ``$`` made
   ``\\Z`` even in a character class);
 - patterns are matched by RE2, in linear time and within a budget
-  (:mod:`.patterns`): one RE2 cannot match so is refused.
+  (:mod:`.patterns`): one RE2 cannot match so is refused;
+- one value's check stops after :data:`.deadline.LIMIT` seconds
+  (:mod:`.deadline`): ``$ref`` under ``anyOf`` can take time exponential in
+  the value's depth.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any, Final, NoReturn
 import fastjsonschema
 import msgspec
 
+from . import deadline
 from .generate import compile_schema
 from .meta import META
 from .patterns import PatternError, TooMuchText, match_in_linear_time, refill
@@ -66,6 +70,7 @@ class SchemaCheck:
 
     def __call__(self, value: Any, *, at: str = "$") -> str | None:
         refill()
+        deadline.start()
         try:
             self._validate(value, name_prefix=at)
         except fastjsonschema.JsonSchemaValueException as exc:
@@ -74,6 +79,8 @@ class SchemaCheck:
             return f"{at} is nested too deeply to be checked"
         except TooMuchText:
             return f"{at} has more text than is matched against the schema's patterns"
+        except deadline.TooLong:
+            return f"{at} takes longer than {deadline.LIMIT} s to check against the schema"
         return None
 
 
@@ -101,6 +108,7 @@ def _compiled(schema: bytes) -> SchemaCheck | str:
     try:
         validate = compile_schema(definition, _NO_REMOTE)
         match_in_linear_time(validate)
+        deadline.bound_calls(validate)
     except (_RemoteRef, PatternError) as exc:
         return _shorten(str(exc))
     except fastjsonschema.JsonSchemaDefinitionException as exc:
