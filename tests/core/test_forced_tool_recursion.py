@@ -4,8 +4,9 @@ Through the server with the official ``openai`` SDK, against the loopback
 Ollama and agent stand-ins. A ``$ref`` back into its own schema under
 ``anyOf`` checks a nested answer once per branch at every level, 2**20 times
 over for an answer nested 20 deep, in the event loop: such a check is cut off
-within a tenth of a second and the answer is a 502 saying so, while other
-requests are served; a nested answer that fits is the call.
+after a bounded number of steps (about a tenth of a second) and the answer is
+a 502 saying so, while other requests are served; a nested answer that fits
+is the call.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ async def test_an_answer_exponential_to_check_is_a_502_at_once(
         )
     assert time.perf_counter() - started < PROMPT
     assert caught.value.status_code == 502
-    assert "($ takes longer than 0.1 s to check against the schema" in caught.value.message
+    assert "($ takes more than 20,000 steps to check against the schema" in caught.value.message
     _answer(helpers, backend, _tree(20, {}))
     done = await client.chat.completions.create(
         model=backend, messages=MESSAGES, tools=[TOOL], tool_choice=FORCE_F
@@ -109,7 +110,7 @@ async def test_other_requests_are_answered_while_hostile_answers_are_checked(
     refused, (answered, waited) = await asyncio.gather(
         asyncio.gather(*hostile, return_exceptions=True), plain()
     )
-    assert time.perf_counter() - started < 2 * PROMPT  # four checks of a tenth of a second
+    assert time.perf_counter() - started < 2 * PROMPT  # four checks of about a tenth of a second
     assert waited < PROMPT
     assert all(isinstance(r, openai.APIStatusError) and r.status_code == 502 for r in refused)
     assert answered.choices[0].message.content

@@ -24,8 +24,8 @@ The policy, for schemas that come from clients:
   ``\\Z`` even in a character class);
 - patterns are matched by RE2, in linear time and within a budget
   (:mod:`.patterns`): one RE2 cannot match so is refused;
-- one value's check stops after :data:`.deadline.LIMIT` seconds
-  (:mod:`.deadline`): ``$ref`` under ``anyOf`` can take time exponential in
+- one value's check stops after :data:`.deadline.LIMIT` calls between the
+  schema's parts (:mod:`.deadline`): ``$ref`` under ``anyOf`` can take time exponential in
   the value's depth.
 """
 
@@ -80,7 +80,7 @@ class SchemaCheck:
         except TooMuchText:
             return f"{at} has more text than is matched against the schema's patterns"
         except deadline.TooLong:
-            return f"{at} takes longer than {deadline.LIMIT} s to check against the schema"
+            return f"{at} takes more than {deadline.LIMIT:,} steps to check against the schema"
         return None
 
 

@@ -1,4 +1,4 @@
-"""A value's check bounded in time, whatever the schema's references make of it.
+"""A value's check bounded in work, whatever the schema's references make of it.
 
 fastjsonschema writes a function for each subschema a ``$ref`` names, and a
 ``$ref`` may name its own schema. Under ``anyOf`` (or ``oneOf``) such a
@@ -6,50 +6,49 @@ schema checks the rest of a nested value once for each branch, at every
 level: with ``{"$defs": {"n": {"anyOf": [A, B]}}}`` where both branches
 follow ``#/$defs/n``, an answer nested 20 levels deep is checked about
 2**20 times over (seconds, with the event loop stopped). Exponential without
-any pattern; so :func:`bound_calls` makes each generated function, when
-called, first see that the value's check has run for less than :data:`LIMIT`
-seconds, and raise :class:`TooLong` past it. Between two calls the code runs
-straight through the schema, over the value's items at most (time linear in
-the value, as for a schema without references), so a check ends soon after
-:data:`LIMIT`. A real answer is checked in microseconds to milliseconds.
+any pattern; so :func:`bound_calls` makes each generated function count its
+calls, and raise :class:`TooLong` once a value's check has made more than
+:data:`LIMIT`. Between two calls the code runs straight through the schema,
+over the value's items at most (time linear in the value, as for a schema
+without references), so the count bounds the time (about a tenth of a second at
+the limit) and, unlike a clock, judges an answer the same way however busy the
+machine is. A real answer makes one call per object the references reach (a
+tree of 1,365 pydantic objects: 1,365 calls, 5 ms).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import types
 from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = ["LIMIT", "TooLong", "bound_calls", "start"]
 
-LIMIT: Final = 0.1
-"""Seconds one value's check may run, tested at each call between the schema's parts."""
-
-_clock: Final = time.perf_counter
+LIMIT: Final = 20_000
+"""Calls between the schema's parts that one value's check may make."""
 
 
 class TooLong(Exception):
     """A value's check ran past :data:`LIMIT`."""
 
 
-class _Deadline(threading.local):
-    """When the check of the value being checked in this thread must end."""
+class _Budget(threading.local):
+    """The calls the check of the value being checked in this thread may still make."""
 
-    at: float = 0.0
+    left: int = 0
 
 
-_deadline: Final = _Deadline()
+_budget: Final = _Budget()
 
 
 def start() -> None:
-    """Start a value's clock: call before each check."""
-    _deadline.at = _clock() + LIMIT
+    """Give a value's check its :data:`LIMIT`: call before each check."""
+    _budget.left = LIMIT
 
 
 def bound_calls(validate: types.FunctionType) -> None:
-    """Make every function fastjsonschema generated with ``validate`` test the deadline.
+    """Make every function fastjsonschema generated with ``validate`` count against the budget.
 
     They call each other by their global names; those names are given the
     function that tests first (``validate`` tests when a ``$ref`` names the root).
@@ -61,8 +60,11 @@ def bound_calls(validate: types.FunctionType) -> None:
 
 
 def _bounded(function: types.FunctionType) -> Callable[..., Any]:
+    budget = _budget
+
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        if _clock() > _deadline.at:
+        budget.left -= 1
+        if budget.left < 0:
             raise TooLong
         return function(*args, **kwargs)
 
