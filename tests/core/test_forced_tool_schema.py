@@ -22,6 +22,10 @@ from pydantic import BaseModel
 
 from tests.client_stand import Stand, stand
 from tests.ollama_server import Script
+from translator import _json_schema as json_schema
+from translator._json_schema.cache import CostBoundedCache
+from translator._json_schema.patterns import PATTERN_MEMORY
+from translator._json_schema.size import VALUES
 
 __all__ = ["stand"]
 
@@ -209,6 +213,10 @@ UNCHECKABLE = {
     "multipleOf zero": {"type": "object", "properties": {"n": {"multipleOf": 0}}},
     "a $ref to nothing": {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}},
     "a pattern Python cannot read": {"type": "string", "pattern": "(unclosed"},
+    "too large to compile quickly": {
+        "type": "object",
+        "properties": {f"p{i}": {"type": "string"} for i in range(VALUES)},
+    },
 }
 
 
@@ -249,6 +257,42 @@ async def test_required_names_the_tool_whose_schema_cannot_be_checked(
         )
     assert caught.value.param == "tools[2].function.parameters"
     assert _calls(helpers, backend) == 0
+
+
+def _coded(n: int) -> Any:
+    """The ``n``-th of many distinct schemas: a code that starts with ``n``."""
+    code = {"type": "string", "pattern": f"^{n}-[a-z]+$"}
+    parameters = {"type": "object", "properties": {"code": code}, "required": ["code"]}
+    return _tool("f", parameters)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_many_distinct_schemas_are_each_held_to_their_own_as_others_are_dropped(
+    stand: tuple[Stand, str],
+    client: openai.AsyncOpenAI,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    helpers, _ = stand
+    cache = CostBoundedCache[bytes, Any](3 * PATTERN_MEMORY)  # room for two such schemas
+    monkeypatch.setattr(json_schema, "_cache", cache)
+    force: Any = {"type": "function", "function": {"name": "f"}}
+    for n in [*range(8), *range(8)]:  # the second round: each was dropped, compiled again
+        _answer(helpers, backend, {"code": f"{n + 1}-abc"})
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(
+                model=backend, messages=MESSAGES, tools=[_coded(n)], tool_choice=force
+            )
+        assert caught.value.status_code == 502
+        assert "$.code" in caught.value.message
+        _answer(helpers, backend, {"code": f"{n}-abc"})
+        done = await client.chat.completions.create(
+            model=backend, messages=MESSAGES, tools=[_coded(n)], tool_choice=force
+        )
+        (call,) = done.choices[0].message.tool_calls or []
+        assert json.loads(call.function.arguments) == {"code": f"{n}-abc"}
+        assert 0 < len(cache) <= 2
+    assert cache.cost <= 3 * PATTERN_MEMORY
 
 
 class _SchemaHost:

@@ -4,10 +4,14 @@
 (fastjsonschema writes a Python function for it), or raises
 :class:`SchemaError` saying why it cannot. Compiling takes milliseconds and
 checking microseconds, so compiled schemas (and refusals) are kept, by the
-schema's bytes, for the last :data:`CACHED` distinct schemas.
+schema's bytes, in :data:`MEMORY` (by estimate: see :func:`_compiled`), the
+least recently used dropped first. A client sending ever new schemas, each as
+large as may be, moves others out but cannot grow the server.
 
 The policy, for schemas that come from clients:
 
+- a schema of more than :data:`.size.VALUES` JSON values is refused before it
+  is compiled (:mod:`.size`: compiling a large one would hold the event loop);
 - the schema must first be one: it is checked against a meta-schema
   (:mod:`.meta`), so a keyword of the wrong kind is refused with its path;
 - ``$ref`` is followed only within the schema (``#/$defs/...``): a reference
@@ -41,14 +45,22 @@ import fastjsonschema
 import msgspec
 
 from . import deadline
+from .cache import CostBoundedCache
 from .generate import compile_schema
 from .meta import META
-from .patterns import PatternError, TooMuchText, match_in_linear_time, refill
+from .patterns import (
+    PATTERN_MEMORY,
+    PatternError,
+    TooMuchText,
+    match_in_linear_time,
+    refill,
+)
+from .size import SchemaTooLarge, check_size
 
-__all__ = ["CACHED", "SchemaCheck", "SchemaError", "schema_check"]
+__all__ = ["MEMORY", "SchemaCheck", "SchemaError", "schema_check"]
 
-CACHED: Final = 512
-"""How many distinct schemas stay compiled."""
+MEMORY: Final = 64 << 20
+"""The memory, in bytes by estimate, that compiled schemas (and refusals) are kept in."""
 MESSAGE_LIMIT: Final = 300
 """The longest description of what is wrong, in characters."""
 
@@ -84,30 +96,50 @@ class SchemaCheck:
         return None
 
 
+_cache: Final[CostBoundedCache[bytes, SchemaCheck | str]] = CostBoundedCache(MEMORY)
+
+
 def schema_check(schema: bytes) -> SchemaCheck:
     """The check for the JSON Schema ``schema`` (JSON text); raises :class:`SchemaError`."""
-    compiled = _compiled(schema)
+    compiled = _cache.get(schema)
+    if compiled is None:
+        compiled, held = _compiled(schema)
+        _cache.put(schema, compiled, len(schema) + held)  # the key, and what the value holds
     if isinstance(compiled, str):
         raise SchemaError(compiled)
     return compiled
 
 
-@functools.lru_cache(maxsize=CACHED)
-def _compiled(schema: bytes) -> SchemaCheck | str:
+def _compiled(schema: bytes) -> tuple[SchemaCheck | str, int]:
     """The check, or why there is none (a message: an exception kept would grow a
-    traceback each time it is raised again)."""
+    traceback each time it is raised again); and the memory, by estimate, it holds:
+    twice the generated code's length (its functions were measured to hold 1 to 4
+    times it), and :data:`.patterns.PATTERN_MEMORY` for each pattern."""
+    compiled = _compile(schema)
+    if isinstance(compiled, str):
+        return compiled, len(compiled)
+    check, code_size, patterns = compiled
+    return check, 2 * code_size + patterns * PATTERN_MEMORY
+
+
+def _compile(schema: bytes) -> tuple[SchemaCheck, int, int] | str:
+    """The check, the length of its code and its number of patterns; or why there is none."""
     try:
         definition = _decode(schema)
     except msgspec.DecodeError as exc:
         return _shorten(f"it is not JSON ({exc})")
     except RecursionError:
         return "it is nested too deeply to be checked"
+    try:
+        check_size(definition)
+    except SchemaTooLarge as exc:
+        return str(exc)
     wrong = _meta()(definition, at="$")
     if wrong is not None:
         return wrong
     try:
-        validate = compile_schema(definition, _NO_REMOTE)
-        match_in_linear_time(validate)
+        validate, code_size = compile_schema(definition, _NO_REMOTE)
+        patterns = match_in_linear_time(validate)
         deadline.bound_calls(validate)
     except (_RemoteRef, PatternError) as exc:
         return _shorten(str(exc))
@@ -121,7 +153,7 @@ def _compiled(schema: bytes) -> SchemaCheck | str:
         # What passed the meta-schema but not the code generator: a $ref into a
         # value that is not a schema, say. The schema is refused either way.
         return _shorten(f"it cannot be compiled ({type(exc).__name__}: {exc})")
-    return SchemaCheck(validate)
+    return SchemaCheck(validate), code_size, patterns
 
 
 @functools.cache

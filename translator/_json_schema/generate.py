@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from fastjsonschema.draft04 import CodeGeneratorDraft04
 from fastjsonschema.draft06 import CodeGeneratorDraft06
@@ -25,19 +25,26 @@ from fastjsonschema.draft07 import CodeGeneratorDraft07
 from fastjsonschema.draft2019 import CodeGeneratorDraft2019
 from fastjsonschema.ref_resolver import RefResolver
 
-__all__ = ["compile_schema"]
+__all__ = ["Compiled", "compile_schema"]
 
 
-def compile_schema(definition: Any, handlers: Mapping[str, Callable[[str], Any]]) -> Any:
+class Compiled(NamedTuple):
+    """A schema's validating function, and the length of the code written for it."""
+
+    validate: Any
+    code_size: int
+
+
+def compile_schema(definition: Any, handlers: Mapping[str, Callable[[str], Any]]) -> Compiled:
     """The validating function for ``definition``, ``$ref`` URIs resolved by ``handlers``;
     ``default`` is not filled in and ``format`` not asserted."""
     resolver = RefResolver.from_schema(definition, handlers=handlers, store={})
     generator = _generator(definition)(
         definition, resolver=resolver, use_default=False, use_formats=False
     )
-    state = generator.global_state
-    exec(generator.func_code, state)  # the code fastjsonschema wrote, as its compile does
-    return state[resolver.get_scope_name()]
+    state, code = generator.global_state, generator.func_code
+    exec(code, state)  # the code fastjsonschema wrote, as its compile does
+    return Compiled(state[resolver.get_scope_name()], len(code))
 
 
 def _as_written(base: type[CodeGeneratorDraft04]) -> type[CodeGeneratorDraft04]:

@@ -98,8 +98,9 @@ class _Linear:
         return self._regex.search(data) is not None
 
 
-def match_in_linear_time(validate: Any) -> None:
-    """Give ``validate`` (what ``fastjsonschema.compile`` returned) RE2 for every pattern.
+def match_in_linear_time(validate: Any) -> int:
+    """Give ``validate`` (what ``fastjsonschema.compile`` returned) RE2 for every pattern;
+    how many there are (each may hold :data:`PATTERN_MEMORY`).
 
     Raises :class:`PatternError` for patterns RE2 cannot take.
     """
@@ -110,6 +111,7 @@ def match_in_linear_time(validate: Any) -> None:
         raise PatternError(f"it has {len(compiled)} distinct patterns, more than {PATTERNS}")
     for pattern in compiled:  # keyed by the pattern as the schema gives it
         compiled[pattern] = _Linear(_compile(pattern))
+    return len(compiled)
 
 
 def _compile(pattern: str) -> Any:
