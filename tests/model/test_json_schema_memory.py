@@ -9,6 +9,8 @@ schemas it is for: 64 patterns each near RE2's memory cap.
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from typing import Any
 
 import pytest
@@ -51,6 +53,35 @@ def test_costs_are_added_and_given_back() -> None:
     assert len(cache) == 2
     cache.clear()
     assert (cache.cost, len(cache)) == (0, 0)
+
+
+def test_threads_sharing_the_cache_keep_its_count_and_never_fail() -> None:
+    cache: CostBoundedCache[int, str] = CostBoundedCache(budget=40)
+    failures: list[BaseException] = []
+
+    def churn(offset: int) -> None:
+        try:
+            for i in range(3_000):
+                key = (i + offset) % 25
+                if cache.get(key) is None:
+                    cache.put(key, f"v{key}", cost=1 + key % 7)
+                if i % 11 == 0:
+                    cache.pop((key + 3) % 25)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can
+    try:
+        threads = [threading.Thread(target=churn, args=(n * 7,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert cache.cost == sum(1 + key % 7 for key in range(25) if key in cache) <= 40
 
 
 def test_an_entry_costing_more_than_the_budget_is_not_kept_and_evicts_nothing() -> None:
