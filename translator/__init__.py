@@ -7,12 +7,13 @@ config loader and the plugin manager load on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._backend import Backend, BackendContext, BackendFactory, BackendSettings
 from ._compat import Matrix, Mode, Report, Rule, Treatment
 from ._core import Completion, Stream, Translator
 from ._hookspecs import hookimpl
+from ._lazy import lazy_exports as _lazy_exports
 from ._model import ChatChunk, ChatRequest, ChatResponse, Usage
 from ._openai import decode_request, encode_request, encode_response
 from ._version import __version__ as __version__
@@ -84,11 +85,4 @@ _LAZY = {
     "load_config": ".config",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'translator' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module, __name__), name)
+__getattr__ = _lazy_exports(__name__, _LAZY)

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "model",
         (
+            "translator._lazy",
             "translator._version",
             "translator.errors",
             "translator._json_schema",

@@ -12,8 +12,9 @@ are imported only when first used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports as _lazy_exports
 from ._files import (
     DiskFileStore,
     FileObject,
@@ -70,11 +71,4 @@ _LAZY = {
     "RedisSessionStore": "._redis_sessions",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module, __name__), name)
+__getattr__ = _lazy_exports(__name__, _LAZY)
