@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, StringConstraints
 
-from translator._json_schema import SchemaError, patterns, schema_check
+from translator._json_schema import SchemaError, budget, patterns, schema_check
 
 
 def _check(schema: Any) -> Any:
@@ -176,7 +176,7 @@ def test_patterns_mean_what_json_schema_says() -> None:
 
 
 def test_the_text_matched_for_one_value_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(patterns, "WORK", 20_000)
+    monkeypatch.setattr(budget, "WORK", 20_000)
     words = {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}}
     check = _check({"anyOf": [words, {"type": "array"}]})
     assert check(["word" * 10] * 3) is None

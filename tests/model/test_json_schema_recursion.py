@@ -2,7 +2,7 @@
 
 A ``$ref`` back into its own schema, under ``anyOf`` or ``oneOf``, checks the
 rest of a nested value once per branch, at every level: 2**20 times over for
-an answer nested 20 deep. Each check is cut off after ``deadline.LIMIT`` steps with a
+an answer nested 20 deep. Each check is cut off after ``budget.CALLS`` steps with a
 reason, and a real recursive answer is checked in full.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from translator._json_schema import deadline, schema_check
+from translator._json_schema import budget, schema_check
 
 DEPTH = 20
 """Levels of nesting that take a check without a deadline several seconds."""
@@ -59,7 +59,7 @@ def test_a_deep_answer_that_fails_at_the_bottom_is_refused_at_once(case: str) ->
     started = time.perf_counter()
     found = check(_nested(case, DEPTH, 5))
     assert time.perf_counter() - started < PROMPT
-    assert found == f"$ takes more than {deadline.LIMIT:,} steps to check against the schema"
+    assert found == f"$ takes more than {budget.CALLS:,} steps to check against the schema"
     found = check(_nested(case, 3, 5))  # the same fault, found in full within the limit
     assert found is not None
     assert "takes more than" not in found
@@ -85,7 +85,7 @@ def test_a_chain_of_references_without_recursion_is_bounded_too() -> None:
     check = _check({"$defs": defs, "$ref": "#/$defs/d0"})
     assert check("fits") is None
     started = time.perf_counter()
-    assert check(5) == f"$ takes more than {deadline.LIMIT:,} steps to check against the schema"
+    assert check(5) == f"$ takes more than {budget.CALLS:,} steps to check against the schema"
     assert time.perf_counter() - started < PROMPT
 
 

@@ -28,7 +28,7 @@ The policy, for schemas that come from clients:
   ``\\Z`` even in a character class);
 - patterns are matched by RE2, in linear time and within a budget
   (:mod:`.patterns`): one RE2 cannot match so is refused;
-- one value's check stops after :data:`.deadline.LIMIT` calls between the
+- one value's check stops after :data:`.budget.CALLS` calls between the
   schema's parts (:mod:`.deadline`): ``$ref`` under ``anyOf`` can take time exponential in
   the value's depth.
 """
@@ -44,7 +44,7 @@ from typing import Any, Final, NoReturn
 import fastjsonschema
 import msgspec
 
-from . import deadline
+from . import budget, deadline
 from .cache import CostBoundedCache
 from .generate import compile_schema
 from .meta import META
@@ -53,7 +53,6 @@ from .patterns import (
     PatternError,
     TooMuchText,
     match_in_linear_time,
-    refill,
 )
 from .size import SchemaTooLarge, check_size
 
@@ -81,8 +80,7 @@ class SchemaCheck:
         self._validate = validate
 
     def __call__(self, value: Any, *, at: str = "$") -> str | None:
-        refill()
-        deadline.start()
+        budget.start()
         try:
             self._validate(value, name_prefix=at)
         except fastjsonschema.JsonSchemaValueException as exc:
@@ -92,7 +90,7 @@ class SchemaCheck:
         except TooMuchText:
             return f"{at} has more text than is matched against the schema's patterns"
         except deadline.TooLong:
-            return f"{at} takes more than {deadline.LIMIT:,} steps to check against the schema"
+            return f"{at} takes more than {budget.CALLS:,} steps to check against the schema"
         return None
 
 
@@ -141,9 +139,7 @@ def _compile(schema: bytes) -> tuple[SchemaCheck, int, int] | str:
         validate, code_size = compile_schema(definition, _NO_REMOTE)
         patterns = match_in_linear_time(validate)
         deadline.bound_calls(validate)
-    except (_RemoteRef, PatternError) as exc:
-        return _shorten(str(exc))
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
+    except (_RemoteRef, PatternError, fastjsonschema.JsonSchemaDefinitionException) as exc:
         return _shorten(str(exc))
     except re.error as exc:
         return _shorten(f"a pattern is not a regular expression Python reads ({exc})")

@@ -8,7 +8,7 @@ follow ``#/$defs/n``, an answer nested 20 levels deep is checked about
 2**20 times over (seconds, with the event loop stopped). Exponential without
 any pattern; so :func:`bound_calls` makes each generated function count its
 calls, and raise :class:`TooLong` once a value's check has made more than
-:data:`LIMIT`. Between two calls the code runs straight through the schema,
+:data:`.budget.CALLS`. Between two calls the code runs straight through the schema,
 over the value's items at most (time linear in the value, as for a schema
 without references), so the count bounds the time (about a tenth of a second at
 the limit) and, unlike a clock, judges an answer the same way however busy the
@@ -18,33 +18,17 @@ tree of 1,365 pydantic objects: 1,365 calls, 5 ms).
 
 from __future__ import annotations
 
-import threading
 import types
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
-__all__ = ["LIMIT", "TooLong", "bound_calls", "start"]
+from .budget import left
 
-LIMIT: Final = 20_000
-"""Calls between the schema's parts that one value's check may make."""
+__all__ = ["TooLong", "bound_calls"]
 
 
 class TooLong(Exception):
-    """A value's check ran past :data:`LIMIT`."""
-
-
-class _Budget(threading.local):
-    """The calls the check of the value being checked in this thread may still make."""
-
-    left: int = 0
-
-
-_budget: Final = _Budget()
-
-
-def start() -> None:
-    """Give a value's check its :data:`LIMIT`: call before each check."""
-    _budget.left = LIMIT
+    """A value's check ran past :data:`.budget.CALLS`."""
 
 
 def bound_calls(validate: types.FunctionType) -> None:
@@ -60,11 +44,11 @@ def bound_calls(validate: types.FunctionType) -> None:
 
 
 def _bounded(function: types.FunctionType) -> Callable[..., Any]:
-    budget = _budget
+    budget = left
 
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        budget.left -= 1
-        if budget.left < 0:
+        budget.calls -= 1
+        if budget.calls < 0:
             raise TooLong
         return function(*args, **kwargs)
 

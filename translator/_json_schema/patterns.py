@@ -19,27 +19,26 @@ string. :func:`match_in_linear_time` therefore gives a compiled check RE2
   patterns (each pattern may use that much memory, for as long as its schema
   is kept);
 - text times program size, over all the strings one value has matched against
-  patterns, is held under :data:`WORK` (about 0.1 s at RE2's slowest, far
-  beyond any real answer): past it, :class:`TooMuchText` is raised.
+  patterns, is held under :data:`.budget.WORK` (about 0.1 s at RE2's slowest,
+  far beyond any real answer): past it, :class:`TooMuchText` is raised.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import types
 from typing import Any, Final
 
 import re2
 
+from .budget import left
+
 __all__ = [
     "PATTERNS",
     "PATTERN_MEMORY",
-    "WORK",
     "PatternError",
     "TooMuchText",
     "match_in_linear_time",
-    "refill",
 ]
 
 PATTERN_MEMORY: Final = 1 << 18
@@ -47,9 +46,6 @@ PATTERN_MEMORY: Final = 1 << 18
 about 20,000 steps (``^.{0,1000}$``, the longest repetition RE2 takes, is 9,000)."""
 PATTERNS: Final = 64
 """The most distinct patterns one schema may have."""
-WORK: Final = 1 << 26
-"""Bytes of text times program steps, over one checked value: RE2's slowest
-measured is under 2 ns for each, so about a tenth of a second."""
 
 _OPTIONS: Final = re2.Options()
 _OPTIONS.max_mem = PATTERN_MEMORY
@@ -63,21 +59,7 @@ class PatternError(ValueError):
 
 
 class TooMuchText(Exception):
-    """More text than :data:`WORK` allows was matched against patterns for one value."""
-
-
-class _Budget(threading.local):
-    """What is left of :data:`WORK` for the value being checked in this thread."""
-
-    left: int = WORK
-
-
-_budget: Final = _Budget()
-
-
-def refill() -> None:
-    """Start a value's budget: call before each check."""
-    _budget.left = WORK
+    """More text than :data:`.budget.WORK` allows was matched against patterns for one value."""
 
 
 class _Linear:
@@ -91,10 +73,10 @@ class _Linear:
 
     def search(self, text: str) -> bool:
         data = text.encode("utf-8", "surrogatepass")
-        left = _budget.left - len(data) * self._steps
-        if left < 0:
+        work = left.work - len(data) * self._steps
+        if work < 0:
             raise TooMuchText
-        _budget.left = left
+        left.work = work
         return self._regex.search(data) is not None
 
 
