@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -26,13 +27,13 @@ from openai.types.chat import (
 )
 from openai.types.chat import completion_create_params as sdk
 
-from tests.ollama_server import FakeOllama
+from tests.ollama_server import FakeOllama, Script
 from tests.vlm_agent_server import FakeAgentServer
 from translator._plugins import get_plugin_manager
 from translator.config import parse_config
 from translator.server import create_app, serving
 
-__all__ = ["BACKENDS", "Stand", "captured", "post", "sdk_problems", "stand"]
+__all__ = ["BACKENDS", "Stand", "captured", "client", "post", "sdk_problems", "stand"]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "clients"
 
@@ -133,6 +134,18 @@ class Stand:
         self.agent = FakeAgentServer(polls=1)
         self.upstream = OpenAIStandIn()
 
+    def answer_json(self, backend: str, value: Any) -> None:
+        """Make the stand-in behind ``backend`` (``ollama`` or ``agent``) answer ``value``
+        as its JSON."""
+        if backend == "ollama":
+            self.ollama.scripts.append(Script(json.dumps(value)))
+        else:
+            self.agent.answer = lambda job: value
+
+    def calls(self, backend: str) -> int:
+        """How many requests the stand-in behind ``backend`` (``ollama`` or ``agent``) got."""
+        return len(self.ollama.requests if backend == "ollama" else self.agent.executed)
+
 
 @pytest.fixture
 async def stand() -> AsyncIterator[tuple[Stand, str]]:
@@ -165,3 +178,11 @@ async def post(
         session.post(url, json={**body, "model": backend}) as reply,
     ):
         return reply.status, await reply.json(), reply.headers.get(header, "")
+
+
+@pytest.fixture
+async def client(stand: tuple[Stand, str]) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The ``openai`` SDK's client of the server before the stand-ins (no retries)."""
+    sdk = openai.AsyncOpenAI(base_url=f"{stand[1]}/v1", api_key="k", max_retries=0)
+    yield sdk
+    await sdk.close()

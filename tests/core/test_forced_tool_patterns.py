@@ -13,29 +13,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
 
-from tests.client_stand import Stand, stand
-from tests.ollama_server import Script
+from tests.client_stand import Stand, client, stand
 
-__all__ = ["stand"]
+__all__ = ["client", "stand"]
 
 BACKENDS = ["ollama", "agent"]
 MESSAGES: list[Any] = [{"role": "user", "content": "Give me the code."}]
 FORCE_F: Any = {"type": "function", "function": {"name": "f"}}
 PROMPT = 3.0
 """Seconds within which the server answers, with every check it makes."""
-
-
-@pytest.fixture
-async def client(stand: tuple[Stand, str]) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = openai.AsyncOpenAI(base_url=f"{stand[1]}/v1", api_key="k", max_retries=0)
-    yield sdk
-    await sdk.close()
 
 
 def _tool(pattern: str) -> Any:
@@ -45,17 +36,6 @@ def _tool(pattern: str) -> Any:
         "required": ["code"],
     }
     return {"type": "function", "function": {"name": "f", "parameters": parameters}}
-
-
-def _answer(helpers: Stand, backend: str, value: Any) -> None:
-    if backend == "ollama":
-        helpers.ollama.scripts.append(Script(json.dumps(value)))
-    else:
-        helpers.agent.answer = lambda job: value
-
-
-def _calls(helpers: Stand, backend: str) -> int:
-    return len(helpers.ollama.requests if backend == "ollama" else helpers.agent.executed)
 
 
 BACKTRACKING = {
@@ -74,7 +54,7 @@ async def test_a_pattern_that_backtracks_for_ages_is_answered_at_once(
 ) -> None:
     helpers, _ = stand
     right, hostile = BACKTRACKING[pattern]
-    _answer(helpers, backend, {"code": hostile})
+    helpers.answer_json(backend, {"code": hostile})
     started = time.perf_counter()
     with pytest.raises(openai.APIStatusError) as caught:
         await client.chat.completions.create(
@@ -83,7 +63,7 @@ async def test_a_pattern_that_backtracks_for_ages_is_answered_at_once(
     assert time.perf_counter() - started < PROMPT
     assert caught.value.status_code == 502
     assert "$.code must match pattern" in caught.value.message
-    _answer(helpers, backend, {"code": right})
+    helpers.answer_json(backend, {"code": right})
     done = await client.chat.completions.create(
         model=backend, messages=MESSAGES, tools=[_tool(pattern)], tool_choice=FORCE_F
     )
@@ -96,7 +76,7 @@ async def test_other_requests_are_answered_while_a_hostile_answer_is_checked(
 ) -> None:
     helpers, _ = stand
     for _ in range(4):
-        _answer(helpers, "ollama", {"code": "a" * 20_000 + "!"})
+        helpers.answer_json("ollama", {"code": "a" * 20_000 + "!"})
     hostile = [
         client.chat.completions.create(
             model="ollama", messages=MESSAGES, tools=[_tool(r"^(a+)+$")], tool_choice=FORCE_F
@@ -144,7 +124,7 @@ async def test_a_pattern_not_matched_in_linear_time_is_a_400_before_the_backend_
     assert caught.value.param == "tools[0].function.parameters"
     assert caught.value.code == "invalid_function_parameters"
     assert repr(pattern) in caught.value.message
-    assert _calls(helpers, backend) == 0
+    assert helpers.calls(backend) == 0
 
 
 SAFE = {
@@ -165,17 +145,17 @@ async def test_common_patterns_still_hold_the_answer(
 ) -> None:
     helpers, _ = stand
     right, wrong = SAFE[pattern]
-    _answer(helpers, backend, {"code": wrong})
+    helpers.answer_json(backend, {"code": wrong})
     with pytest.raises(openai.APIStatusError) as caught:
         await client.chat.completions.create(
             model=backend, messages=MESSAGES, tools=[_tool(pattern)], tool_choice=FORCE_F
         )
     assert caught.value.status_code == 502
     assert f"$.code must match pattern {pattern}" in caught.value.message
-    _answer(helpers, backend, {"code": right})
+    helpers.answer_json(backend, {"code": right})
     done = await client.chat.completions.create(
         model=backend, messages=MESSAGES, tools=[_tool(pattern)], tool_choice=FORCE_F
     )
     (call,) = done.choices[0].message.tool_calls or []
     assert json.loads(call.function.arguments) == {"code": right}
-    assert _calls(helpers, backend) == 2
+    assert helpers.calls(backend) == 2

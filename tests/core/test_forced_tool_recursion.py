@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
 
-from tests.client_stand import Stand, stand
-from tests.ollama_server import Script
+from tests.client_stand import Stand, client, stand
 
-__all__ = ["stand"]
+__all__ = ["client", "stand"]
 
 BACKENDS = ["ollama", "agent"]
 MESSAGES: list[Any] = [{"role": "user", "content": "Give me the tree."}]
@@ -45,25 +43,11 @@ TOOL: Any = {
 }
 
 
-@pytest.fixture
-async def client(stand: tuple[Stand, str]) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = openai.AsyncOpenAI(base_url=f"{stand[1]}/v1", api_key="k", max_retries=0)
-    yield sdk
-    await sdk.close()
-
-
 def _tree(depth: int, leaf: Any) -> Any:
     value = leaf
     for _ in range(depth):
         value = {"c": value}
     return {"tree": value}
-
-
-def _answer(helpers: Stand, backend: str, value: Any) -> None:
-    if backend == "ollama":
-        helpers.ollama.scripts.append(Script(json.dumps(value)))
-    else:
-        helpers.agent.answer = lambda job: value
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -72,7 +56,7 @@ async def test_an_answer_exponential_to_check_is_a_502_at_once(
     stand: tuple[Stand, str], client: openai.AsyncOpenAI, backend: str, stream: bool
 ) -> None:
     helpers, _ = stand
-    _answer(helpers, backend, _tree(20, 5))  # fails at the bottom, on every path
+    helpers.answer_json(backend, _tree(20, 5))  # fails at the bottom, on every path
     started = time.perf_counter()
     with pytest.raises(openai.APIStatusError) as caught:  # a stream too: before it starts
         await client.chat.completions.create(
@@ -81,7 +65,7 @@ async def test_an_answer_exponential_to_check_is_a_502_at_once(
     assert time.perf_counter() - started < PROMPT
     assert caught.value.status_code == 502
     assert "($ takes more than 20,000 steps to check against the schema" in caught.value.message
-    _answer(helpers, backend, _tree(20, {}))
+    helpers.answer_json(backend, _tree(20, {}))
     done = await client.chat.completions.create(
         model=backend, messages=MESSAGES, tools=[TOOL], tool_choice=FORCE_F
     )
@@ -94,7 +78,7 @@ async def test_other_requests_are_answered_while_hostile_answers_are_checked(
 ) -> None:
     helpers, _ = stand
     for _ in range(4):
-        _answer(helpers, "ollama", _tree(22, 5))
+        helpers.answer_json("ollama", _tree(22, 5))
     hostile = [
         client.chat.completions.create(
             model="ollama", messages=MESSAGES, tools=[TOOL], tool_choice=FORCE_F

@@ -13,21 +13,19 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.client_stand import Stand, stand
-from tests.ollama_server import Script
+from tests.client_stand import Stand, client, stand
 from translator import _json_schema as json_schema
 from translator._json_schema.cache import CostBoundedCache
 from translator._json_schema.patterns import PATTERN_MEMORY
 from translator._json_schema.size import VALUES
 
-__all__ = ["stand"]
+__all__ = ["client", "stand"]
 
 BACKENDS = ["ollama", "agent"]
 MESSAGES: list[Any] = [{"role": "user", "content": "Who lives where, with which pets?"}]
@@ -80,25 +78,6 @@ WRONG = {
 }
 
 
-@pytest.fixture
-async def client(stand: tuple[Stand, str]) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = openai.AsyncOpenAI(base_url=f"{stand[1]}/v1", api_key="k", max_retries=0)
-    yield sdk
-    await sdk.close()
-
-
-def _answer(helpers: Stand, backend: str, value: Any) -> None:
-    """Make the stand-in behind ``backend`` answer ``value`` as its JSON."""
-    if backend == "ollama":
-        helpers.ollama.scripts.append(Script(json.dumps(value)))
-    else:
-        helpers.agent.answer = lambda job: value
-
-
-def _calls(helpers: Stand, backend: str) -> int:
-    return len(helpers.ollama.requests if backend == "ollama" else helpers.agent.executed)
-
-
 def _refusal(exc: openai.APIStatusError, backend: str) -> str:
     assert exc.status_code == 502
     message = exc.message
@@ -116,7 +95,7 @@ async def test_an_answer_that_fits_the_schema_is_the_call(
     assert "$defs" in OWNER_TOOL["function"]["parameters"]  # a $ref'd schema, as pydantic makes
     for value in (None, RIGHT):  # the stand-in's own answer (every Optional set), then nulls
         if value is not None:
-            _answer(helpers, backend, value)
+            helpers.answer_json(backend, value)
         done = await client.chat.completions.parse(
             model=backend, messages=MESSAGES, tools=[OWNER_TOOL], tool_choice=FORCE_OWNER
         )
@@ -132,13 +111,13 @@ async def test_an_answer_that_does_not_fit_is_a_502_saying_where(
 ) -> None:
     helpers, _ = stand
     value, where = WRONG[case]
-    _answer(helpers, backend, value)
+    helpers.answer_json(backend, value)
     with pytest.raises(openai.APIStatusError) as caught:
         await client.chat.completions.create(
             model=backend, messages=MESSAGES, tools=[OWNER_TOOL], tool_choice=FORCE_OWNER
         )
     assert where in _refusal(caught.value, backend)
-    assert _calls(helpers, backend) == 1
+    assert helpers.calls(backend) == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -147,14 +126,14 @@ async def test_a_stream_is_checked_before_it_starts(
 ) -> None:
     helpers, _ = stand
     value, where = WRONG["wrong type deep inside"]
-    _answer(helpers, backend, value)
+    helpers.answer_json(backend, value)
     with pytest.raises(openai.APIStatusError) as caught:
         async with client.chat.completions.stream(
             model=backend, messages=MESSAGES, tools=[OWNER_TOOL], tool_choice=FORCE_OWNER
         ) as stream:
             await stream.get_final_completion()
     assert where in _refusal(caught.value, backend)
-    _answer(helpers, backend, RIGHT)
+    helpers.answer_json(backend, RIGHT)
     async with client.chat.completions.stream(
         model=backend, messages=MESSAGES, tools=[OWNER_TOOL], tool_choice=FORCE_OWNER
     ) as stream:
@@ -188,13 +167,13 @@ async def test_required_checks_the_choice_then_the_chosen_tools_schema(
         ),
     }
     for value, where in wrong.values():
-        _answer(helpers, backend, value)
+        helpers.answer_json(backend, value)
         with pytest.raises(openai.APIStatusError) as caught:
             await client.chat.completions.create(
                 model=backend, messages=MESSAGES, tools=tools, tool_choice="required"
             )
         assert where in _refusal(caught.value, backend)
-    _answer(helpers, backend, {"name": "Pet", "arguments": {"kind": "dog", "name": "Rex"}})
+    helpers.answer_json(backend, {"name": "Pet", "arguments": {"kind": "dog", "name": "Rex"}})
     done = await client.chat.completions.create(
         model=backend, messages=MESSAGES, tools=tools, tool_choice="required"
     )
@@ -242,7 +221,7 @@ async def test_a_schema_that_cannot_be_checked_is_a_400_before_the_backend_is_ca
     assert caught.value.param == "tools[0].function.parameters"
     assert caught.value.code == "invalid_function_parameters"
     assert "'f'" in caught.value.message
-    assert _calls(helpers, backend) == 0
+    assert helpers.calls(backend) == 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -256,7 +235,7 @@ async def test_required_names_the_tool_whose_schema_cannot_be_checked(
             model=backend, messages=MESSAGES, tools=tools, tool_choice="required"
         )
     assert caught.value.param == "tools[2].function.parameters"
-    assert _calls(helpers, backend) == 0
+    assert helpers.calls(backend) == 0
 
 
 def _coded(n: int) -> Any:
@@ -278,14 +257,14 @@ async def test_many_distinct_schemas_are_each_held_to_their_own_as_others_are_dr
     monkeypatch.setattr(json_schema, "_cache", cache)
     force: Any = {"type": "function", "function": {"name": "f"}}
     for n in [*range(8), *range(8)]:  # the second round: each was dropped, compiled again
-        _answer(helpers, backend, {"code": f"{n + 1}-abc"})
+        helpers.answer_json(backend, {"code": f"{n + 1}-abc"})
         with pytest.raises(openai.APIStatusError) as caught:
             await client.chat.completions.create(
                 model=backend, messages=MESSAGES, tools=[_coded(n)], tool_choice=force
             )
         assert caught.value.status_code == 502
         assert "$.code" in caught.value.message
-        _answer(helpers, backend, {"code": f"{n}-abc"})
+        helpers.answer_json(backend, {"code": f"{n}-abc"})
         done = await client.chat.completions.create(
             model=backend, messages=MESSAGES, tools=[_coded(n)], tool_choice=force
         )
@@ -346,4 +325,4 @@ async def test_a_ref_outside_the_schema_is_refused_and_never_fetched(
     assert caught.value.param == "tools[0].function.parameters"
     assert host.url in caught.value.message
     assert host.fetched == []
-    assert _calls(helpers, backend) == 0
+    assert helpers.calls(backend) == 0
